@@ -1,0 +1,132 @@
+"""Configuration: the only module that reads the environment (and an optional `.env`)."""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = BASE_DIR / "instance"
+load_dotenv(BASE_DIR / ".env")
+
+DEV_SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"
+DEFAULT_ORIGINS = "http://127.0.0.1:5500,http://localhost:5500"
+
+
+def _env(name, default=None):
+    value = os.environ.get(name, "").strip()
+    return value if value else default
+
+
+def _flag(name, default):
+    value = _env(name)
+    if value is None:
+        return default
+    return value.lower() in ("1", "true", "yes", "on")
+
+
+def _list(name, default):
+    return [item.strip().rstrip("/") for item in _env(name, default).split(",") if item.strip()]
+
+
+def database_url(url):
+    """Normalise `postgres://` and driverless `postgresql://` URLs to the psycopg2 driver
+    (SQLAlchemy 2.1 would pick psycopg 3, which is not installed)."""
+    for scheme in ("postgres://", "postgresql://"):
+        if url and url.startswith(scheme):
+            return "postgresql+psycopg2://" + url[len(scheme) :]
+    return url
+
+
+class Config:
+    APP_ENV = "development"
+    DEBUG = False
+    TESTING = False
+    SECRET_KEY = _env("SECRET_KEY", DEV_SECRET_KEY)
+
+    SQLALCHEMY_DATABASE_URI = database_url(
+        _env("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'videoflix.sqlite3'}")
+    )
+    REDIS_URL = _env("REDIS_URL")
+    MEDIA_ROOT = _env("MEDIA_ROOT", str(INSTANCE_DIR / "media"))
+    OUTBOX_DIR = str(INSTANCE_DIR / "outbox")
+    HUEY_SQLITE_PATH = str(INSTANCE_DIR / "huey.sqlite3")
+    HUEY_IMMEDIATE = False
+    WORKER_THREADS = int(_env("WORKER_THREADS", "2"))
+    CACHE_DIR = str(INSTANCE_DIR / "cache")
+    PORT = int(_env("PORT", "8000"))
+    PROXY_COUNT = int(_env("PROXY_COUNT", "0"))
+
+    FRONTEND_URL = _env("FRONTEND_URL", "http://127.0.0.1:5500").rstrip("/")
+    CORS_ALLOWED_ORIGINS = _list("CORS_ALLOWED_ORIGINS", DEFAULT_ORIGINS)
+    CSRF_TRUSTED_ORIGINS = _list("CSRF_TRUSTED_ORIGINS", _env("CORS_ALLOWED_ORIGINS", DEFAULT_ORIGINS))
+
+    MAIL_SERVER = _env("MAIL_SERVER")
+    MAIL_PORT = int(_env("MAIL_PORT", "25"))
+    MAIL_USE_TLS = _flag("MAIL_USE_TLS", False)
+    MAIL_USE_SSL = _flag("MAIL_USE_SSL", False)
+    MAIL_USERNAME = _env("MAIL_USERNAME")
+    MAIL_PASSWORD = _env("MAIL_PASSWORD")
+    MAIL_SUPPRESS_SEND = False  # Flask-Mail would silently drop mail whenever TESTING is on
+    MAIL_DEFAULT_SENDER = _env("MAIL_DEFAULT_SENDER", "Videoflix <noreply@videoflix.local>")
+
+    JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=int(_env("JWT_ACCESS_MINUTES", "15")))
+    JWT_REFRESH_TOKEN_EXPIRES = timedelta(days=int(_env("JWT_REFRESH_DAYS", "1")))
+    JWT_COOKIE_SECURE = _flag("JWT_COOKIE_SECURE", False)
+    JWT_TOKEN_LOCATION = ["cookies"]
+    JWT_ACCESS_COOKIE_NAME = "access_token"
+    JWT_REFRESH_COOKIE_NAME = "refresh_token"
+    JWT_ACCESS_COOKIE_PATH = "/"
+    JWT_REFRESH_COOKIE_PATH = "/"
+    JWT_COOKIE_SAMESITE = "Lax"
+    JWT_SESSION_COOKIE = False
+    # CSRF is the origin check plus the `csrftoken` cookie of API.md, not the extension's own scheme.
+    JWT_COOKIE_CSRF_PROTECT = False
+    CSRF_COOKIE_NAME = "csrftoken"
+    CSRF_HEADER_NAME = "X-CSRFToken"
+    SESSION_COOKIE_SAMESITE = "Lax"
+    ACCOUNT_TOKEN_MAX_AGE = int(_env("ACCOUNT_TOKEN_HOURS", "24")) * 3600
+
+    RATELIMIT_ENABLED = _flag("RATELIMIT_ENABLED", True)
+    RATELIMIT_AUTH = _env("RATELIMIT_AUTH", "10 per minute;100 per hour")
+    RATELIMIT_REFRESH = _env("RATELIMIT_REFRESH", "30 per minute")
+
+    FFMPEG_BINARY = _env("FFMPEG_BINARY")
+    MAX_UPLOAD_MB = int(_env("MAX_UPLOAD_MB", "8192"))
+    MEDIA_ACCEL_REDIRECT = _env("MEDIA_ACCEL_REDIRECT")
+    # Per-rung x264 settings; see videoflix/videos/ladder.py for the defaults.
+    TRANSCODE_PRESET = _env("TRANSCODE_PRESET")
+    TRANSCODE_TIMEOUT_FACTOR = float(_env("TRANSCODE_TIMEOUT_FACTOR", "10"))
+
+
+class DevelopmentConfig(Config):
+    pass
+
+
+class ProductionConfig(Config):
+    APP_ENV = "production"
+    JWT_COOKIE_SECURE = _flag("JWT_COOKIE_SECURE", True)
+    SESSION_COOKIE_SECURE = JWT_COOKIE_SECURE
+
+
+class TestingConfig(Config):
+    APP_ENV = "testing"
+    TESTING = True
+    HUEY_IMMEDIATE = True
+    RATELIMIT_ENABLED = False
+    MAIL_SERVER = None
+    JWT_COOKIE_SECURE = False
+    FFMPEG_BINARY = _env("FFMPEG_BINARY")
+
+
+# The test suite runs against these when set (CI sets both); SQLite and no Redis otherwise.
+TEST_DATABASE_URL = database_url(_env("TEST_DATABASE_URL"))
+TEST_REDIS_URL = _env("TEST_REDIS_URL")
+
+CONFIGS = {"development": DevelopmentConfig, "production": ProductionConfig, "testing": TestingConfig}
+
+
+def get_config(name=None):
+    """The config class for APP_ENV (development unless set)."""
+    return CONFIGS[name or _env("APP_ENV", "development")]

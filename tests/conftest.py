@@ -1,0 +1,140 @@
+import socket
+import subprocess
+
+import imageio_ffmpeg
+import pytest
+import redis
+
+import config
+from videoflix import create_app
+from videoflix.auth.models import User
+from videoflix.extensions import db
+
+SPA_ORIGIN = "http://127.0.0.1:5500"
+PASSWORD = "correct-Horse-7-battery"
+
+
+@pytest.fixture(autouse=True)
+def _push_request_context():
+    """pytest-flask pushes one request context for a whole test, so `g` and the session would
+    leak between requests (STYLE.md); every request gets its own here."""
+    yield
+
+
+@pytest.fixture
+def app_config(tmp_path):
+    """The test's config: SQLite in tmp_path, or the PostgreSQL / Redis of TEST_* when set."""
+    return {
+        "SQLALCHEMY_DATABASE_URI": config.TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'test.sqlite3'}",
+        "REDIS_URL": config.TEST_REDIS_URL,
+        "MEDIA_ROOT": str(tmp_path / "media"),
+        "OUTBOX_DIR": str(tmp_path / "outbox"),
+        "CACHE_DIR": str(tmp_path / "cache"),
+        "HUEY_SQLITE_PATH": str(tmp_path / "huey.sqlite3"),
+        "SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
+        "MAX_UPLOAD_MB": 64,
+    }
+
+
+@pytest.fixture
+def app(app_config):
+    app = create_app(app_config)
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
+    if app.config["REDIS_URL"]:
+        redis.Redis.from_url(app.config["REDIS_URL"]).flushdb()
+
+
+@pytest.fixture
+def client(app):
+    """A client that calls like the SPA: from its origin."""
+    client = app.test_client()
+    client.environ_base["HTTP_ORIGIN"] = SPA_ORIGIN
+    return client
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+def create_user(app, email="viewer@example.com", password=PASSWORD, active=True, staff=False):
+    with app.app_context():
+        user = User(email=email, is_active=active, is_staff=staff)
+        user.set_password(password)
+        db.session.add(user)
+        db.session.commit()
+        return user.id
+
+
+class AuthActions:
+    def __init__(self, app, client):
+        self._app = app
+        self._client = client
+
+    def login(self, email="viewer@example.com", password=PASSWORD):
+        return self._client.post("/api/login/", json={"email": email, "password": password})
+
+    def signed_in(self, email="viewer@example.com"):
+        """Create an active viewer and sign in with it."""
+        create_user(self._app, email=email)
+        response = self.login(email)
+        assert response.status_code == 200
+        return response
+
+
+@pytest.fixture
+def auth(app, client):
+    return AuthActions(app, client)
+
+
+# --- sample videos, made with ffmpeg's lavfi sources ---
+
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def make_clip(path, width=320, height=180, seconds=2, audio=True, fps=25):
+    command = [FFMPEG, "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=s={width}x{height}:r={fps}:d={seconds}"]
+    if audio:
+        command += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"]
+    command += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    command += ["-c:a", "aac", "-shortest"] if audio else []
+    subprocess.run([*command, str(path)], check=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory):
+    """Sample sources, made once per run: name -> path."""
+    folder = tmp_path_factory.mktemp("clips")
+    made = {
+        "small": make_clip(folder / "small.mp4"),
+        "hd720": make_clip(folder / "hd720.mp4", 1280, 720, seconds=2),
+        "hd1080": make_clip(folder / "hd1080.mp4", 1920, 1080, seconds=2),
+        "portrait": make_clip(folder / "portrait.mp4", 720, 1280, seconds=2),
+        "silent": make_clip(folder / "silent.mp4", 854, 480, seconds=2, audio=False),
+        "long": make_clip(folder / "long.mp4", 640, 360, seconds=13),
+    }
+    full = made["small"].read_bytes()
+    (folder / "truncated.mp4").write_bytes(full[: len(full) // 3])
+    (folder / "text.mp4").write_text("this is not a video\n")
+    (folder / "empty.mp4").write_bytes(b"")
+    made.update(truncated=folder / "truncated.mp4", text=folder / "text.mp4", empty=folder / "empty.mp4")
+    return made
+
+
+@pytest.fixture
+def media_root(app):
+    return app.config["MEDIA_ROOT"]
+
+
+def free_port():
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        return probe_socket.getsockname()[1]

@@ -1,0 +1,119 @@
+import pytest
+import sqlalchemy as sa
+import yaml
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from flask_migrate import upgrade
+
+import config
+from videoflix import create_app
+from videoflix.extensions import db
+
+
+def test_health_reports_database_and_queue(client):
+    response = client.get("/api/health/")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "database": "ok", "queue": "ok"}
+
+
+def test_health_names_an_unreachable_database(app_config):
+    app = create_app({**app_config, "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg2://nobody@127.0.0.1:1/none"})
+    response = app.test_client().get("/api/health/")
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "unavailable", "database": "unavailable", "queue": "ok"}
+
+
+def test_unknown_api_path_is_json_404(client):
+    response = client.get("/api/nothing-here/")
+    assert response.status_code == 404
+    assert response.get_json() == {"detail": "Not found."}
+
+
+def test_wrong_method_is_json_405(client):
+    response = client.get("/api/login/")
+    assert response.status_code == 405
+    assert response.get_json() == {"detail": "Method not allowed."}
+
+
+@pytest.mark.parametrize("body", ["{not json", "[1, 2]", "\"text\"", ""])
+def test_body_that_is_not_a_json_object_is_400(client, body):
+    response = client.post("/api/register/", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json() == {"detail": "Request body must be a JSON object."}
+
+
+def test_unexpected_error_is_json_500_and_rolls_back(app, client):
+    @app.get("/api/boom/")
+    def boom():
+        raise RuntimeError("boom")
+
+    response = client.get("/api/boom/")
+    assert response.status_code == 500
+    assert response.get_json() == {"detail": "Internal server error."}
+
+
+def test_production_refuses_the_development_secret_key(monkeypatch):
+    monkeypatch.setattr(config.ProductionConfig, "SECRET_KEY", config.DEV_SECRET_KEY)
+    monkeypatch.setattr(config, "get_config", lambda name=None: config.ProductionConfig)
+    with pytest.raises(SystemExit, match="SECRET_KEY"):
+        create_app()
+
+
+def test_production_refuses_debug(monkeypatch, tmp_path):
+    monkeypatch.setattr(config.ProductionConfig, "SECRET_KEY", "x" * 40)
+    monkeypatch.setattr(config.ProductionConfig, "DEBUG", True)
+    monkeypatch.setattr(config.ProductionConfig, "SQLALCHEMY_DATABASE_URI", f"sqlite:///{tmp_path}/p.db")
+    monkeypatch.setattr(config, "get_config", lambda name=None: config.ProductionConfig)
+    with pytest.raises(SystemExit, match="debug"):
+        create_app()
+
+
+def test_postgres_scheme_is_normalised():
+    assert config.database_url("postgres://u@h/db") == "postgresql+psycopg2://u@h/db"
+    assert config.database_url("postgresql://u@h/db") == "postgresql+psycopg2://u@h/db"
+    assert config.database_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_migrations_match_the_models(app):
+    with app.app_context():
+        db.drop_all()
+        with db.engine.begin() as connection:
+            connection.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+        upgrade()
+        with db.engine.connect() as connection:
+            differences = compare_metadata(MigrationContext.configure(connection), db.metadata)
+        assert differences == []
+
+
+def test_compose_file_runs_the_documented_services():
+    compose = yaml.safe_load((config.BASE_DIR / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) >= {"web", "worker", "db", "redis", "nginx"}
+    assert "waitress" in " ".join(services["web"]["command"])
+    assert services["worker"]["command"][-1] == "worker"
+    for name in ("web", "worker"):
+        env = services[name]["environment"]
+        assert env["DATABASE_URL"].startswith("postgresql://")
+        assert env["REDIS_URL"].startswith("redis://")
+        assert any(volume.startswith("media:") for volume in services[name]["volumes"])
+    for name in ("db", "redis", "web"):
+        assert "healthcheck" in services[name]
+
+
+def test_dockerfile_runs_waitress_as_a_non_root_user():
+    dockerfile = (config.BASE_DIR / "Dockerfile").read_text()
+    assert "FROM python:3.11-slim" in dockerfile
+    assert "USER videoflix" in dockerfile
+    assert "waitress" in dockerfile
+    assert "requirements.txt" in dockerfile
+
+
+def test_env_example_documents_every_variable_in_the_readme():
+    readme = (config.BASE_DIR / "README.md").read_text()
+    names = [
+        line.split("=", 1)[0].lstrip("# ").strip()
+        for line in (config.BASE_DIR / ".env.example").read_text().splitlines()
+        if "=" in line
+    ]
+    assert names
+    assert [name for name in names if f"`{name}`" not in readme] == []

@@ -1,0 +1,118 @@
+"""Videoflix: the application factory."""
+
+import logging
+from pathlib import Path
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+import config
+from videoflix import errors, tasks
+from videoflix.extensions import cache, cors, db, jwt, limiter, mail, migrate
+from videoflix.uploads import UploadRequest
+
+
+def create_app(test_config=None):
+    """Build the app from the environment's config, or from the testing config plus `test_config`."""
+    app = Flask(__name__, instance_path=str(config.INSTANCE_DIR))
+    app.request_class = UploadRequest
+    app.config.from_object(config.get_config("testing" if test_config is not None else None))
+    app.config.from_mapping(test_config or {})
+    derive_settings(app)
+    refuse_unsafe_production(app)
+    register_extensions(app)
+    register_blueprints(app)
+    errors.init_app(app)
+    register_commands(app)
+    register_admin(app)
+    return app
+
+
+def derive_settings(app):
+    cfg = app.config
+    cfg["MAX_CONTENT_LENGTH"] = cfg["MAX_UPLOAD_MB"] * 2**20
+    cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
+    if cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
+    redis_url = cfg["REDIS_URL"]
+    cfg["RATELIMIT_STORAGE_URI"] = redis_url or "memory://"
+    cfg["RATELIMIT_HEADERS_ENABLED"] = True
+    if redis_url:
+        cfg.update(CACHE_TYPE="RedisCache", CACHE_REDIS_URL=redis_url, CACHE_KEY_PREFIX="videoflix:")
+    else:
+        # Shared on disk so the worker process can invalidate what the web process cached.
+        cfg.update(CACHE_TYPE="FileSystemCache", CACHE_DIR=cfg["CACHE_DIR"], CACHE_THRESHOLD=0)
+    for directory in (cfg["MEDIA_ROOT"], cfg["OUTBOX_DIR"], Path(cfg["HUEY_SQLITE_PATH"]).parent):
+        Path(directory).mkdir(parents=True, exist_ok=True)
+    if not app.debug:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def refuse_unsafe_production(app):
+    """Production must not start with the development secret or with debug on."""
+    if app.config["APP_ENV"] != "production":
+        return
+    if app.config["SECRET_KEY"] == config.DEV_SECRET_KEY or len(app.config["SECRET_KEY"]) < 32:
+        raise SystemExit("Refusing to start in production: set SECRET_KEY to a random value of 32+ characters.")
+    if app.debug:
+        raise SystemExit("Refusing to start in production with debug on.")
+
+
+def register_extensions(app):
+    db.init_app(app)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        with app.app_context():
+            _tune_sqlite(db.engine)
+    migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
+    jwt.init_app(app)
+    mail.init_app(app)
+    cache.init_app(app)
+    limiter.init_app(app)
+    cors.init_app(
+        app,
+        resources={r"/api/*": {"origins": app.config["CORS_ALLOWED_ORIGINS"]}},
+        supports_credentials=True,
+        allow_headers=["Content-Type", app.config["CSRF_HEADER_NAME"], "Range"],
+        expose_headers=["Content-Length", "Content-Range"],
+        max_age=600,
+    )
+    tasks.init_app(app)
+    if app.config["PROXY_COUNT"]:
+        count = app.config["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
+
+
+def _tune_sqlite(engine):
+    """WAL lets the worker write progress while the web process reads; foreign keys on."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def set_pragmas(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+def register_blueprints(app):
+    from videoflix import health, media
+    from videoflix.auth import routes as auth_routes
+    from videoflix.videos import routes as video_routes
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(auth_routes.bp)
+    app.register_blueprint(video_routes.bp)
+    app.register_blueprint(media.bp)
+    auth_routes.init_app(app)
+
+
+def register_commands(app):
+    from videoflix import cli
+
+    cli.init_app(app)
+
+
+def register_admin(app):
+    from videoflix import admin
+
+    admin.init_app(app)

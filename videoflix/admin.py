@@ -1,0 +1,260 @@
+"""Flask-Admin: the staff UI at /admin/ (videos, users, the job queue). Built inside the factory.
+
+Staff sign in with a session (the SPA's cookie JWTs are for the API); every form is CSRF-protected
+by Flask-Admin's SecureForm."""
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from flask import flash, g, redirect, request, session, url_for
+from flask_admin import Admin, AdminIndexView, BaseView, expose
+from flask_admin.actions import action
+from flask_admin.contrib.sqla import ModelView
+from flask_admin.form import SecureForm
+from flask_admin.theme import Bootstrap4Theme
+from markupsafe import Markup, escape
+from wtforms import EmailField, FileField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, ValidationError
+
+from videoflix.auth.models import User, normalize_email
+from videoflix.extensions import db
+from videoflix.media import POSTER_DIR
+from videoflix.uploads import SOURCE_DIR, keep_upload, remove_media
+from videoflix.videos.models import CATEGORIES, Status, Video
+from videoflix.videos.probe import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, NotAVideo, check_image, probe
+from videoflix.videos.tasks import delete_video_files, enqueue_transcode, queued_jobs
+
+STAFF_SESSION_KEY = "staff_user_id"
+
+
+def current_staff():
+    user_id = session.get(STAFF_SESSION_KEY)
+    user = db.session.get(User, user_id) if user_id else None
+    return user if user is not None and user.is_active and user.is_staff else None
+
+
+def _safe_next(target):
+    """Only same-site paths are followed after login."""
+    parts = urlsplit(target or "")
+    return target if target and not parts.scheme and not parts.netloc and target.startswith("/") else None
+
+
+class StaffOnly:
+    def is_accessible(self):
+        return current_staff() is not None
+
+    def inaccessible_callback(self, name, **kwargs):
+        return redirect(url_for("admin.login", next=request.full_path))
+
+
+class LoginForm(SecureForm):
+    email = EmailField("Email", validators=[DataRequired()])
+    password = PasswordField("Password", validators=[DataRequired()])
+
+
+class StaffIndexView(AdminIndexView):
+    @expose("/")
+    def index(self):
+        if current_staff() is None:
+            return redirect(url_for(".login"))
+        counts = dict(db.session.execute(sa.select(Video.status, sa.func.count()).group_by(Video.status)).all())
+        return self.render(
+            "admin/videoflix_index.html", counts=counts, staff=current_staff(), logout_form=SecureForm()
+        )
+
+    @expose("/login/", methods=("GET", "POST"))
+    def login(self):
+        form = LoginForm(request.form)
+        if request.method == "POST" and form.validate():
+            user = db.session.scalar(sa.select(User).where(User.email == normalize_email(form.email.data)))
+            if user is not None and user.check_password(form.password.data) and user.is_active and user.is_staff:
+                session.clear()
+                session[STAFF_SESSION_KEY] = user.id
+                return redirect(_safe_next(request.args.get("next")) or url_for(".index"))
+            flash("Invalid credentials, or not a staff account.", "error")
+        return self.render("admin/videoflix_login.html", form=form)
+
+    @expose("/logout/", methods=("POST",))
+    def logout(self):
+        if SecureForm(request.form).validate():
+            session.pop(STAFF_SESSION_KEY, None)
+        return redirect(url_for(".login"))
+
+
+def _extension(filename):
+    return Path(filename or "").suffix.lower()
+
+
+def validate_video_file(form, field):
+    upload = field.data
+    if not upload or not getattr(upload, "filename", ""):
+        if form._obj is None:  # a new video needs a file; an edit may keep the old one
+            raise ValidationError("Choose a video file.")
+        return
+    if _extension(upload.filename) not in VIDEO_EXTENSIONS:
+        raise ValidationError(f"Unsupported file type; use one of {', '.join(VIDEO_EXTENSIONS)}.")
+    try:
+        probe(upload.stream.name)
+    except NotAVideo as error:
+        raise ValidationError(str(error)) from None
+
+
+def validate_poster_file(form, field):
+    upload = field.data
+    if not upload or not getattr(upload, "filename", ""):
+        return
+    if _extension(upload.filename) not in IMAGE_EXTENSIONS:
+        raise ValidationError(f"Unsupported image type; use one of {', '.join(IMAGE_EXTENSIONS)}.")
+    try:
+        check_image(upload.stream.name)
+    except NotAVideo as error:
+        raise ValidationError(str(error)) from None
+
+
+def _status_cell(_view, _context, video, _name):
+    if video.status == Status.PROCESSING:
+        return Markup(
+            '<div class="progress" style="min-width:8em" title="{p}%">'
+            '<div class="progress-bar progress-bar-striped progress-bar-animated" role="progressbar" '
+            'style="width:{p}%">{p}%</div></div>'
+        ).format(p=int(video.progress))
+    badge = {"ready": "success", "failed": "danger", "pending": "secondary"}.get(video.status, "light")
+    return Markup('<span class="badge badge-{}">{}</span>').format(badge, video.status)
+
+
+def _duration_cell(_view, _context, video, _name):
+    if video.duration is None:
+        return ""
+    minutes, seconds = divmod(int(round(video.duration)), 60)
+    return f"{minutes}:{seconds:02d}"
+
+
+def _error_cell(_view, _context, video, _name):
+    if not video.error:
+        return ""
+    first, _, rest = video.error.partition("\n")
+    if not rest:
+        return first
+    return Markup("{}<details><summary>ffmpeg output</summary><pre>{}</pre></details>").format(first, escape(rest))
+
+
+class VideoAdmin(StaffOnly, ModelView):
+    form_base_class = SecureForm
+    list_template = "admin/video_list.html"
+    column_list = ("id", "title", "category", "status", "duration", "source", "renditions", "error", "created_at")
+    column_default_sort = ("created_at", True)
+    column_searchable_list = ("title", "description")
+    column_filters = ("category", "status")
+    column_formatters = {
+        "status": _status_cell,
+        "duration": _duration_cell,
+        "source": lambda _v, _c, video, _n: f"{video.width}×{video.height}" if video.width else "",
+        "renditions": lambda _v, _c, video, _n: ", ".join(video.renditions or []),
+        "error": _error_cell,
+    }
+    form_columns = ("title", "description", "category")
+    form_overrides = {"category": SelectField, "description": TextAreaField, "title": StringField}
+    form_args = {
+        "title": {"validators": [InputRequired(), Length(max=200)]},
+        "category": {"choices": [(name, name) for name in CATEGORIES], "validators": [InputRequired()]},
+    }
+    form_extra_fields = {
+        "video_file": FileField("Video file", validators=[validate_video_file]),
+        "poster_file": FileField("Poster (optional; generated from the video otherwise)", validators=[validate_poster_file]),
+    }
+
+    def on_model_change(self, form, model, is_created):
+        video_upload, poster_upload = form.video_file.data, form.poster_file.data
+        model._needs_transcode = is_created
+        g.kept_uploads = []
+        if video_upload and video_upload.filename:
+            model._old_source = model.source_path
+            model.source_path = keep_upload(video_upload, SOURCE_DIR, _extension(video_upload.filename))
+            g.kept_uploads.append(model.source_path)
+            model._needs_transcode = True
+        if poster_upload and poster_upload.filename:
+            model._old_poster = model.poster_path
+            model.poster_path = keep_upload(poster_upload, POSTER_DIR, _extension(poster_upload.filename))
+            g.kept_uploads.append(model.poster_path)
+            model.poster_uploaded = True
+
+    def after_model_change(self, form, model, is_created):
+        for old in (getattr(model, "_old_source", None), getattr(model, "_old_poster", None)):
+            remove_media(old)
+        if getattr(model, "_needs_transcode", False):
+            enqueue_transcode(model)
+
+    def handle_view_exception(self, exc):
+        # Files kept for a row that then failed to save must not stay behind.
+        for relative in g.pop("kept_uploads", []):
+            remove_media(relative)
+        return super().handle_view_exception(exc)
+
+    def after_model_delete(self, model):
+        delete_video_files(model)
+
+    @action("retranscode", "Re-transcode", "Transcode the selected videos again?")
+    def action_retranscode(self, ids):
+        videos = db.session.scalars(sa.select(Video).where(Video.id.in_([int(i) for i in ids]))).all()
+        for video in videos:
+            enqueue_transcode(video)
+        flash(f"Queued {len(videos)} video(s) for transcoding.", "success")
+
+
+class UserAdmin(StaffOnly, ModelView):
+    form_base_class = SecureForm
+    can_create = False
+    column_list = ("email", "is_active", "is_staff", "date_joined", "last_login")
+    column_searchable_list = ("email",)
+    column_filters = ("is_active", "is_staff")
+    column_editable_list = ("is_active", "is_staff")
+    column_default_sort = ("date_joined", True)
+    form_columns = ("is_active", "is_staff")
+
+    @action("activate", "Activate")
+    def action_activate(self, ids):
+        self._set_active(ids, True)
+
+    @action("deactivate", "Deactivate")
+    def action_deactivate(self, ids):
+        self._set_active(ids, False)
+
+    def _set_active(self, ids, active):
+        db.session.execute(sa.update(User).where(User.id.in_([int(i) for i in ids])).values(is_active=active))
+        db.session.commit()
+        flash(f"{'Activated' if active else 'Deactivated'} {len(ids)} user(s).", "success")
+
+
+class QueueView(StaffOnly, BaseView):
+    """Pending, running and failed transcode jobs, with a retry for the failed ones."""
+
+    @expose("/")
+    def index(self):
+        waiting = dict(queued_jobs())
+        videos = db.session.scalars(
+            sa.select(Video).where(Video.status != Status.READY).order_by(Video.updated_at.desc())
+        ).all()
+        groups = {status: [v for v in videos if v.status == status] for status in Status if status != Status.READY}
+        return self.render("admin/queue.html", groups=groups, waiting=waiting, form=SecureForm(), Status=Status)
+
+    @expose("/retry/<int:video_id>/", methods=("POST",))
+    def retry(self, video_id):
+        form = SecureForm(request.form)
+        if not form.validate():
+            flash("The form expired; please try again.", "error")
+            return redirect(url_for(".index"))
+        video = db.session.get(Video, video_id)
+        if video is None:
+            flash(f"Video {video_id} no longer exists.", "error")
+        else:
+            enqueue_transcode(video)
+            flash(f"Video {video_id} queued again.", "success")
+        return redirect(url_for(".index"))
+
+
+def init_app(app):
+    admin = Admin(app, name="Videoflix", theme=Bootstrap4Theme(swatch="flatly"), index_view=StaffIndexView())
+    admin.add_view(VideoAdmin(Video, db, name="Videos"))
+    admin.add_view(UserAdmin(User, db, name="Users"))
+    admin.add_view(QueueView(name="Queue", endpoint="queue"))

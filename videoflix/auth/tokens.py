@@ -1,0 +1,177 @@
+"""Account links (activation, password reset), JWT cookies, sliding access and revocation."""
+
+import base64
+import binascii
+import hashlib
+import secrets
+from datetime import datetime, timezone
+from functools import wraps
+
+import redis
+import sqlalchemy as sa
+from flask import current_app, g
+from flask_jwt_extended import (
+    create_access_token,
+    create_refresh_token,
+    decode_token,
+    get_jwt,
+    set_access_cookies,
+    set_refresh_cookies,
+    unset_jwt_cookies,
+    verify_jwt_in_request,
+)
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from videoflix.auth.models import RevokedToken, User
+from videoflix.extensions import db
+
+ACTIVATION = "activate"
+PASSWORD_RESET = "password-reset"
+
+
+# --- uidb64: the user id as URL-safe base64 without padding (as Django does it) ---
+
+
+def encode_uid(user_id):
+    return base64.urlsafe_b64encode(str(user_id).encode()).rstrip(b"=").decode()
+
+
+def decode_uid(uidb64):
+    try:
+        raw = base64.urlsafe_b64decode(uidb64 + "=" * (-len(uidb64) % 4))
+        return int(raw.decode("ascii")) if raw.isdigit() else None
+    except (binascii.Error, ValueError):
+        return None
+
+
+# --- single-use, time-limited account tokens ---
+
+
+def _state_fingerprint(user, purpose):
+    """What the token's action changes; once it changed, the token no longer matches."""
+    state = f"{user.is_active}" if purpose == ACTIVATION else user.password_hash
+    return hashlib.sha256(state.encode()).hexdigest()[:16]
+
+
+def _serializer(purpose):
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=f"videoflix-{purpose}")
+
+
+def make_account_token(user, purpose):
+    return _serializer(purpose).dumps([user.id, _state_fingerprint(user, purpose)])
+
+
+def user_for_account_token(uidb64, token, purpose):
+    """The user a valid, unexpired, unused link was made for; None otherwise."""
+    user_id = decode_uid(uidb64)
+    if user_id is None:
+        return None
+    try:
+        token_user_id, fingerprint = _serializer(purpose).loads(
+            token, max_age=current_app.config["ACCOUNT_TOKEN_MAX_AGE"]
+        )
+    except (BadSignature, ValueError, TypeError):
+        return None
+    user = db.session.get(User, user_id)
+    if user is None or token_user_id != user.id or fingerprint != _state_fingerprint(user, purpose):
+        return None
+    return user
+
+
+# --- JWT cookies ---
+
+
+def set_access_cookie(response, access):
+    """The access token in its cookie, which lives exactly as long as the token."""
+    max_age = int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds())
+    set_access_cookies(response, access, max_age=max_age)
+
+
+def set_login_cookies(response, user):
+    set_access_cookie(response, create_access_token(identity=str(user.id)))
+    refresh = create_refresh_token(identity=str(user.id), additional_claims={"ver": user.token_version})
+    set_refresh_cookies(
+        response, refresh, max_age=int(current_app.config["JWT_REFRESH_TOKEN_EXPIRES"].total_seconds())
+    )
+    response.set_cookie(
+        current_app.config["CSRF_COOKIE_NAME"],
+        secrets.token_urlsafe(32),
+        max_age=current_app.config["JWT_REFRESH_TOKEN_EXPIRES"],
+        secure=current_app.config["JWT_COOKIE_SECURE"],
+        httponly=False,
+        samesite="Lax",
+    )
+
+
+def clear_login_cookies(response):
+    unset_jwt_cookies(response)
+    response.delete_cookie(current_app.config["CSRF_COOKIE_NAME"], samesite="Lax")
+
+
+def refresh_claims(encoded):
+    """Claims of a refresh token that is valid, not revoked, and whose user may still sign in."""
+    claims = decode_token(encoded)  # raises on a bad signature or expiry
+    if claims.get("type") != "refresh":
+        raise ValueError("not a refresh token")
+    if _refresh_token_is_unusable(claims):
+        raise ValueError("refresh token revoked or its user can no longer sign in")
+    return claims
+
+
+def login_required(view):
+    """Require a valid access-token cookie; remembers its claims for the sliding refresh."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        verify_jwt_in_request()
+        g.access_claims = get_jwt()
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def slide_access_token(response):
+    """Reissue an access cookie in the last third of its life, so watching never hits a 401."""
+    claims = g.get("access_claims")
+    if not claims or response.status_code >= 400:
+        return response
+    lifetime = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds()
+    remaining = claims["exp"] - datetime.now(timezone.utc).timestamp()
+    if remaining < lifetime / 3:
+        user = db.session.get(User, int(claims["sub"]))
+        if user is not None and user.is_active:
+            set_access_cookie(response, create_access_token(identity=claims["sub"]))
+    return response
+
+
+# --- revocation: Redis when configured, the database otherwise ---
+
+
+def _redis():
+    client = current_app.extensions.get("videoflix_redis")
+    if client is None:
+        client = current_app.extensions["videoflix_redis"] = redis.Redis.from_url(current_app.config["REDIS_URL"])
+    return client
+
+
+def revoke(claims):
+    expires_at = datetime.fromtimestamp(claims["exp"], timezone.utc)
+    if current_app.config["REDIS_URL"]:
+        ttl = max(1, int(claims["exp"] - datetime.now(timezone.utc).timestamp()))
+        _redis().set(f"videoflix:revoked:{claims['jti']}", 1, ex=ttl)
+        return
+    db.session.execute(sa.delete(RevokedToken).where(RevokedToken.expires_at < datetime.now(timezone.utc)))
+    if db.session.get(RevokedToken, claims["jti"]) is None:
+        db.session.add(RevokedToken(jti=claims["jti"], expires_at=expires_at))
+    db.session.commit()
+
+
+def _is_revoked(jti):
+    if current_app.config["REDIS_URL"]:
+        return bool(_redis().exists(f"videoflix:revoked:{jti}"))
+    return db.session.get(RevokedToken, jti) is not None
+
+
+def _refresh_token_is_unusable(claims):
+    user = db.session.get(User, int(claims["sub"]))
+    return user is None or not user.is_active or user.token_version != claims.get("ver") or _is_revoked(claims["jti"])

@@ -1,0 +1,182 @@
+"""Operator commands: `flask create-admin`, `flask worker`, `flask serve`, `flask videos ...`."""
+
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import click
+import sqlalchemy as sa
+from flask import current_app
+from flask.cli import with_appcontext
+from huey.consumer import Consumer
+
+from videoflix.auth.models import User, normalize_email
+from videoflix.auth.passwords import password_problems
+from videoflix.extensions import db
+from videoflix.tasks import huey
+from videoflix.uploads import SOURCE_DIR, media_path
+from videoflix.videos.models import CATEGORIES, Status, Video
+from videoflix.videos.probe import VIDEO_EXTENSIONS, NotAVideo, probe
+from videoflix.videos.tasks import enqueue_transcode, recover_stalled_jobs
+
+def fail(message):
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(1)
+
+
+@click.command("create-admin")
+@click.option("--email", prompt=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@with_appcontext
+def create_admin(email, password):
+    """Create an active staff user who can sign in to /admin/."""
+    email = normalize_email(email)
+    if "@" not in email:
+        fail("that is not an email address.")
+    if db.session.scalar(sa.select(User.id).where(User.email == email)) is not None:
+        fail(f"a user with the email {email} already exists.")
+    problems = password_problems(password, email)
+    if problems:
+        fail(" ".join(problems))
+    user = User(email=email, is_active=True, is_staff=True)
+    user.set_password(password)
+    db.session.add(user)
+    db.session.commit()
+    click.echo(f"Created staff user {email}.")
+
+
+@click.command("worker")
+@click.option("--workers", type=int, default=None, help="Worker threads (default: WORKER_THREADS).")
+@with_appcontext
+def worker(workers):
+    """Run the Huey consumer that transcodes videos and sends mail."""
+    recovered = recover_stalled_jobs()
+    if recovered:
+        click.echo(f"Re-queued interrupted jobs of videos {recovered}.")
+    threads = workers or current_app.config["WORKER_THREADS"]
+    click.echo(f"Worker started with {threads} threads.")
+    Consumer(huey, workers=threads, worker_type="thread", check_worker_health=True).run()
+
+
+def _die_with_parent():
+    """Linux: the worker gets SIGTERM if `flask serve` dies, so nothing is left behind."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", type=int, default=None, help="Default: PORT.")
+@click.option("--threads", type=int, default=8)
+@with_appcontext
+def serve(host, port, threads):
+    """Serve the API with waitress and run a worker beside it; Ctrl-C stops both."""
+    from waitress import serve as waitress_serve
+
+    port = port or current_app.config["PORT"]
+    worker_process = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
+        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+    )
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    click.echo(f"Videoflix on http://{host}:{port}/api/ (admin: /admin/); worker pid {worker_process.pid}")
+    try:
+        waitress_serve(current_app._get_current_object(), host=host, port=port, threads=threads)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        worker_process.terminate()
+        try:
+            worker_process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            worker_process.kill()
+        click.echo("Stopped.")
+
+
+@click.group("videos")
+def videos():
+    """Import, re-transcode and list videos."""
+
+
+@videos.command("import")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--title", required=True)
+@click.option("--category", required=True, type=click.Choice(CATEGORIES, case_sensitive=False))
+@click.option("--description", default="")
+@click.option("--wait", is_flag=True, help="Follow the job until it is ready or failed.")
+@with_appcontext
+def import_video(path, title, category, description, wait):
+    """Copy a video file into media and queue its transcode."""
+    if not path.is_file():
+        fail(f"{path} does not exist.")
+    if path.suffix.lower() not in VIDEO_EXTENSIONS:
+        fail(f"{path.name} does not have a video extension ({', '.join(VIDEO_EXTENSIONS)}).")
+    try:
+        probe(path)
+    except NotAVideo as error:
+        fail(f"{path.name}: {error}")
+    relative = f"{SOURCE_DIR}/{uuid.uuid4().hex}{path.suffix.lower()}"
+    target = media_path(relative)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    shutil.copyfile(path, partial)
+    os.replace(partial, target)
+    category = next(name for name in CATEGORIES if name.lower() == category.lower())
+    video = Video(title=title, description=description, category=category, source_path=relative)
+    db.session.add(video)
+    db.session.commit()
+    enqueue_transcode(video)
+    click.echo(f"Imported video {video.id}: {title}")
+    if wait:
+        _follow(video.id)
+
+
+def _follow(video_id, poll_seconds=1.0):
+    with click.progressbar(length=100, label=f"Transcoding video {video_id}") as bar:
+        shown = 0
+        while True:
+            db.session.expire_all()
+            video = db.session.get(Video, video_id)
+            if video is None:
+                fail(f"video {video_id} was deleted.")
+            bar.update(video.progress - shown)
+            shown = video.progress
+            if video.status in (Status.READY, Status.FAILED):
+                break
+            time.sleep(poll_seconds)
+    if video.status == Status.FAILED:
+        fail(f"transcoding failed: {video.error}")
+    click.echo(f"Video {video_id} is ready: {', '.join(video.renditions)}")
+
+
+@videos.command("retranscode")
+@click.argument("video_id", type=int)
+@with_appcontext
+def retranscode(video_id):
+    """Queue a new transcode; the current renditions stay playable until it is done."""
+    video = db.session.get(Video, video_id)
+    if video is None:
+        fail(f"no video with id {video_id}.")
+    enqueue_transcode(video)
+    click.echo(f"Queued video {video_id} for transcoding.")
+
+
+@videos.command("list")
+@with_appcontext
+def list_videos():
+    """Every video with its status and progress."""
+    rows = db.session.scalars(sa.select(Video).order_by(Video.id)).all()
+    click.echo(f"{'id':>5}  {'status':<10} {'progress':>8}  title")
+    for video in rows:
+        click.echo(f"{video.id:>5}  {video.status:<10} {video.progress:>7}%  {video.title}")
+
+
+def init_app(app):
+    for command in (create_admin, worker, serve, videos):
+        app.cli.add_command(command)

@@ -1,0 +1,65 @@
+"""What a source file holds, read with PyAV (FFmpeg's libraries; imageio-ffmpeg ships no ffprobe)."""
+
+import os
+
+import av
+
+from videoflix.videos.ladder import Probe
+
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".wmv", ".flv")
+
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
+
+
+class NotAVideo(Exception):
+    """The file is not a video that can be decoded; retrying will not help."""
+
+
+def probe(path):
+    """Duration, displayed size, frame rate and audio presence, after decoding one frame."""
+    if os.path.getsize(path) == 0:
+        raise NotAVideo("The file is empty.")
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.video:
+                raise NotAVideo("The file has no video stream.")
+            stream = container.streams.video[0]
+            frame = next(container.decode(stream), None)
+            if frame is None:
+                raise NotAVideo("No video frame could be decoded.")
+            width, height = frame.width, frame.height
+            if abs(getattr(frame, "rotation", 0) or 0) in (90, 270):
+                width, height = height, width
+            duration = _duration(container, stream)
+            rate = stream.average_rate or stream.guessed_rate
+            has_audio = bool(container.streams.audio)
+    except NotAVideo:
+        raise
+    except (av.FFmpegError, StopIteration, OSError) as error:
+        raise NotAVideo(f"The file is not a decodable video ({_reason(error)}).") from error
+    if duration <= 0:
+        raise NotAVideo("The video has no duration.")
+    return Probe(duration=duration, width=width, height=height, fps=float(rate or 0), has_audio=has_audio)
+
+
+def _duration(container, stream):
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return 0.0
+
+
+def _reason(error):
+    return getattr(error, "strerror", None) or str(error) or type(error).__name__
+
+
+def check_image(path):
+    """Raise NotAVideo unless the file decodes as a still image (a poster)."""
+    try:
+        with av.open(str(path)) as container:
+            if next(container.decode(video=0), None) is None:
+                raise NotAVideo("The poster is not a readable image.")
+    except (av.FFmpegError, OSError, IndexError) as error:
+        raise NotAVideo(f"The poster is not a readable image ({_reason(error)}).") from error

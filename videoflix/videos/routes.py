@@ -1,0 +1,96 @@
+"""The video endpoints of API.md: catalogue, detail, and authorised HLS playlists and segments."""
+
+import re
+
+from flask import Blueprint, Response, abort, current_app, request, send_from_directory
+
+from videoflix.auth.tokens import login_required
+from videoflix.extensions import db
+from videoflix.uploads import media_path
+from videoflix.videos import catalogue
+from videoflix.videos.ladder import RESOLUTIONS
+from videoflix.videos.models import Status, Video
+from videoflix.videos.schemas import CatalogueQuerySchema, VideoDetailSchema
+
+bp = Blueprint("videos", __name__, url_prefix="/api/video")
+
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+SEGMENT_TYPE = "video/MP2T"
+SEGMENT_NAME = re.compile(r"^\d{3,5}\.ts$")
+PLAYLIST_MAX_AGE = 0  # revalidate: cheap 304s, and a re-transcode shows at once
+SEGMENT_MAX_AGE = 3600
+
+
+def ready_video(video_id):
+    video = db.session.get(Video, video_id)
+    if video is None or video.status != Status.READY or not video.hls_path:
+        abort(404, "Video not found.")
+    return video
+
+
+def rendition_for(video, resolution):
+    """The rendition that answers `resolution`: itself, or the best one below it (no upscaling
+    happened), or the smallest one when nothing is below."""
+    if resolution not in RESOLUTIONS:
+        abort(404, "Unknown resolution.")
+    wanted = RESOLUTIONS.index(resolution)
+    existing = [name for name in RESOLUTIONS if name in video.renditions]
+    if not existing:
+        abort(404, "Video not found.")
+    at_most = [name for name in existing if RESOLUTIONS.index(name) <= wanted]
+    return at_most[-1] if at_most else existing[0]
+
+
+def send_media(relative_dir, filename, mimetype, max_age):
+    """Authorised media bytes: by nginx (X-Accel-Redirect) when configured, else by Werkzeug,
+    which answers Range (206) and conditional requests (304) itself."""
+    accel_prefix = current_app.config["MEDIA_ACCEL_REDIRECT"]
+    if accel_prefix:
+        if not (media_path(relative_dir) / filename).is_file():
+            abort(404, "Not found.")
+        response = Response(mimetype=mimetype)
+        response.headers["X-Accel-Redirect"] = f"{accel_prefix.rstrip('/')}/{relative_dir}/{filename}"
+    else:
+        response = send_from_directory(media_path(relative_dir), filename, mimetype=mimetype, max_age=max_age)
+    response.headers["Cache-Control"] = f"private, max-age={max_age}" if max_age else "private, no-cache"
+    return response
+
+
+@bp.get("/")
+@login_required
+def list_videos():
+    args = CatalogueQuerySchema().load(request.args)
+    body = catalogue.catalogue_json(args.get("category"), args.get("q"))
+    return Response(body, mimetype="application/json")
+
+
+@bp.get("/<int:video_id>/")
+@login_required
+def video_detail(video_id):
+    return VideoDetailSchema().dump(ready_video(video_id))
+
+
+@bp.get("/<int:video_id>/master.m3u8")
+@login_required
+def master_playlist(video_id):
+    video = ready_video(video_id)
+    return send_media(video.hls_path, "master.m3u8", PLAYLIST_TYPE, PLAYLIST_MAX_AGE)
+
+
+@bp.get("/<int:video_id>/<resolution>/index.m3u8")
+@login_required
+def media_playlist(video_id, resolution):
+    video = ready_video(video_id)
+    rendition = rendition_for(video, resolution)
+    return send_media(f"{video.hls_path}/{rendition}", "index.m3u8", PLAYLIST_TYPE, PLAYLIST_MAX_AGE)
+
+
+@bp.get("/<int:video_id>/<resolution>/<segment>")
+@bp.get("/<int:video_id>/<resolution>/<segment>/")
+@login_required
+def media_segment(video_id, resolution, segment):
+    if not SEGMENT_NAME.fullmatch(segment):
+        abort(404, "Segment not found.")
+    video = ready_video(video_id)
+    rendition = rendition_for(video, resolution)
+    return send_media(f"{video.hls_path}/{rendition}", segment, SEGMENT_TYPE, SEGMENT_MAX_AGE)

@@ -1,0 +1,41 @@
+from datetime import timezone
+from pathlib import PurePosixPath
+
+from flask import url_for
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+from videoflix.videos.models import CATEGORIES
+
+
+def iso_utc(moment):
+    if moment.tzinfo is None:  # SQLite returns naive datetimes; they are stored as UTC
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def poster_url(video):
+    if not video.poster_path:
+        return None
+    return url_for("media.poster", filename=PurePosixPath(video.poster_path).name, _external=True)
+
+
+class VideoSchema(Schema):
+    id = fields.Integer()
+    created_at = fields.Function(lambda video: iso_utc(video.created_at))
+    title = fields.String()
+    description = fields.String()
+    thumbnail_url = fields.Function(poster_url)
+    category = fields.String()
+
+
+class VideoDetailSchema(VideoSchema):
+    duration = fields.Float()
+    resolutions = fields.List(fields.String(), attribute="renditions")
+
+
+class CatalogueQuerySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    category = fields.String(validate=validate.OneOf(CATEGORIES))
+    q = fields.String(validate=validate.Length(max=200))
