@@ -45,9 +45,7 @@ class Config:
     TESTING = False
     SECRET_KEY = _env("SECRET_KEY", DEV_SECRET_KEY)
 
-    SQLALCHEMY_DATABASE_URI = database_url(
-        _env("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'videoflix.sqlite3'}")
-    )
+    SQLALCHEMY_DATABASE_URI = database_url(_env("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'videoflix.sqlite3'}"))
     REDIS_URL = _env("REDIS_URL")
     MEDIA_ROOT = _env("MEDIA_ROOT", str(INSTANCE_DIR / "media"))
     OUTBOX_DIR = str(INSTANCE_DIR / "outbox")

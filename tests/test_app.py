@@ -35,7 +35,7 @@ def test_wrong_method_is_json_405(client):
     assert response.get_json() == {"detail": "Method not allowed."}
 
 
-@pytest.mark.parametrize("body", ["{not json", "[1, 2]", "\"text\"", ""])
+@pytest.mark.parametrize("body", ["{not json", "[1, 2]", '"text"', ""])
 def test_body_that_is_not_a_json_object_is_400(client, body):
     response = client.post("/api/register/", data=body, content_type="application/json")
     assert response.status_code == 400

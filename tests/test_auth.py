@@ -153,7 +153,9 @@ def test_register_activate_login_refresh_logout_journey(mail_client, smtp):
 def test_password_reset_journey_revokes_old_sessions(mail_app, mail_client, smtp):
     inbox, _port = smtp
     create_user(mail_app, email="viewer@example.com")
-    assert mail_client.post("/api/login/", json={"email": "viewer@example.com", "password": PASSWORD}).status_code == 200
+    assert (
+        mail_client.post("/api/login/", json={"email": "viewer@example.com", "password": PASSWORD}).status_code == 200
+    )
     old_refresh = cookie(mail_client, "refresh_token")
 
     response = mail_client.post("/api/password_reset/", json={"email": "Viewer@example.com"})
@@ -408,7 +410,9 @@ def test_password_confirm_with_mismatch(app, client):
 
 def test_password_confirm_with_weak_password(app, client):
     uid, token = _reset_link(app, create_user(app))
-    response = client.post(f"/api/password_confirm/{uid}/{token}/", json={"new_password": "123", "confirm_password": "123"})
+    response = client.post(
+        f"/api/password_confirm/{uid}/{token}/", json={"new_password": "123", "confirm_password": "123"}
+    )
     assert response.status_code == 400
     assert response.get_json() == {
         "new_password": [
@@ -453,7 +457,9 @@ def test_mismatched_csrf_header_is_refused(client, auth):
     assert response.get_json() == {"detail": "CSRF check failed: CSRF token mismatch."}
 
 
-@pytest.mark.parametrize("path", ["/api/login/", "/api/video/", "/api/video/1/480p/index.m3u8", "/api/video/1/480p/000.ts"])
+@pytest.mark.parametrize(
+    "path", ["/api/login/", "/api/video/", "/api/video/1/480p/index.m3u8", "/api/video/1/480p/000.ts"]
+)
 def test_preflight_from_allowed_origin(client, path):
     response = client.options(
         path,

@@ -59,9 +59,7 @@ class StaffIndexView(AdminIndexView):
         if current_staff() is None:
             return redirect(url_for(".login"))
         counts = dict(db.session.execute(sa.select(Video.status, sa.func.count()).group_by(Video.status)).all())
-        return self.render(
-            "admin/videoflix_index.html", counts=counts, staff=current_staff(), logout_form=SecureForm()
-        )
+        return self.render("admin/videoflix_index.html", counts=counts, staff=current_staff(), logout_form=SecureForm())
 
     @expose("/login/", methods=("GET", "POST"))
     def login(self):
@@ -161,7 +159,9 @@ class VideoAdmin(StaffOnly, ModelView):
     }
     form_extra_fields = {
         "video_file": FileField("Video file", validators=[validate_video_file]),
-        "poster_file": FileField("Poster (optional; generated from the video otherwise)", validators=[validate_poster_file]),
+        "poster_file": FileField(
+            "Poster (optional; generated from the video otherwise)", validators=[validate_poster_file]
+        ),
     }
 
     def on_model_change(self, form, model, is_created):

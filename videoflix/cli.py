@@ -25,6 +25,7 @@ from videoflix.videos.models import CATEGORIES, Status, Video
 from videoflix.videos.probe import VIDEO_EXTENSIONS, NotAVideo, probe
 from videoflix.videos.tasks import enqueue_transcode, recover_stalled_jobs
 
+
 def fail(message):
     click.echo(f"Error: {message}", err=True)
     sys.exit(1)

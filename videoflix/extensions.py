@@ -1,5 +1,7 @@
 """Bare extension instances; `create_app` binds them to an application."""
 
+from datetime import UTC, datetime
+
 from flask_caching import Cache
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
@@ -22,6 +24,11 @@ class Base(DeclarativeBase):
             "pk": "pk_%(table_name)s",
         }
     )
+
+
+def utcnow():
+    """Column default: evaluated per row, timezone-aware UTC."""
+    return datetime.now(UTC)
 
 
 db = SQLAlchemy(model_class=Base)

@@ -2,7 +2,7 @@
 
 import logging
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -41,7 +41,7 @@ def deliver(message):
     if current_app.config["MAIL_SERVER"]:
         mail.send(message)
         return
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     path = Path(current_app.config["OUTBOX_DIR"]) / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
     path.write_bytes(message.as_bytes())
     log.info("Mail to %s (%s) saved to %s:\n%s", message.recipients, message.subject, path, message.body)

@@ -1,14 +1,10 @@
-from datetime import datetime, timezone
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from videoflix.extensions import db
-
-
-def utcnow():
-    return datetime.now(timezone.utc)
+from videoflix.extensions import db, utcnow
 
 
 class User(db.Model):

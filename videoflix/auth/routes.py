@@ -1,10 +1,10 @@
 """The authentication endpoints of API.md."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from flask_jwt_extended import create_access_token
 from marshmallow import ValidationError
 
@@ -83,7 +83,7 @@ def login():
         return json_error(401, INVALID_CREDENTIALS)
     if not user.is_active:
         return json_error(403, NOT_ACTIVATED)
-    user.last_login = datetime.now(timezone.utc)
+    user.last_login = datetime.now(UTC)
     db.session.commit()
     response = jsonify({"detail": "Login successful", "user": LoginUserSchema().dump(user)})
     tokens.set_login_cookies(response, user)

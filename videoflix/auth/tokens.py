@@ -4,7 +4,7 @@ import base64
 import binascii
 import hashlib
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import wraps
 
 import redis
@@ -90,9 +90,7 @@ def set_access_cookie(response, access):
 def set_login_cookies(response, user):
     set_access_cookie(response, create_access_token(identity=str(user.id)))
     refresh = create_refresh_token(identity=str(user.id), additional_claims={"ver": user.token_version})
-    set_refresh_cookies(
-        response, refresh, max_age=int(current_app.config["JWT_REFRESH_TOKEN_EXPIRES"].total_seconds())
-    )
+    set_refresh_cookies(response, refresh, max_age=int(current_app.config["JWT_REFRESH_TOKEN_EXPIRES"].total_seconds()))
     response.set_cookie(
         current_app.config["CSRF_COOKIE_NAME"],
         secrets.token_urlsafe(32),
@@ -136,7 +134,7 @@ def slide_access_token(response):
     if not claims or response.status_code >= 400:
         return response
     lifetime = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds()
-    remaining = claims["exp"] - datetime.now(timezone.utc).timestamp()
+    remaining = claims["exp"] - datetime.now(UTC).timestamp()
     if remaining < lifetime / 3:
         user = db.session.get(User, int(claims["sub"]))
         if user is not None and user.is_active:
@@ -155,12 +153,12 @@ def _redis():
 
 
 def revoke(claims):
-    expires_at = datetime.fromtimestamp(claims["exp"], timezone.utc)
+    expires_at = datetime.fromtimestamp(claims["exp"], UTC)
     if current_app.config["REDIS_URL"]:
-        ttl = max(1, int(claims["exp"] - datetime.now(timezone.utc).timestamp()))
+        ttl = max(1, int(claims["exp"] - datetime.now(UTC).timestamp()))
         _redis().set(f"videoflix:revoked:{claims['jti']}", 1, ex=ttl)
         return
-    db.session.execute(sa.delete(RevokedToken).where(RevokedToken.expires_at < datetime.now(timezone.utc)))
+    db.session.execute(sa.delete(RevokedToken).where(RevokedToken.expires_at < datetime.now(UTC)))
     if db.session.get(RevokedToken, claims["jti"]) is None:
         db.session.add(RevokedToken(jti=claims["jti"], expires_at=expires_at))
     db.session.commit()

@@ -25,7 +25,9 @@ def ready_videos(category=None, search=None):
         query = query.where(sa.func.lower(Video.category) == category.lower())
     if search:
         pattern = f"%{search.lower()}%"
-        query = query.where(sa.or_(sa.func.lower(Video.title).like(pattern), sa.func.lower(Video.description).like(pattern)))
+        query = query.where(
+            sa.or_(sa.func.lower(Video.title).like(pattern), sa.func.lower(Video.description).like(pattern))
+        )
     return db.session.scalars(query.order_by(Video.created_at.desc(), Video.id.desc())).all()
 
 

@@ -76,7 +76,7 @@ def build_ladder(probe):
     short_side = min(probe.width, probe.height)
     specs = [spec for spec in STANDARD_RUNGS if spec.height <= short_side]
     if not specs:
-        return [Rung(STANDARD_RUNGS[0], _even(probe.width), _even(probe.height))]
+        return [Rung(STANDARD_RUNGS[0], probe.width // 2 * 2, probe.height // 2 * 2)]
     return [Rung(spec, *_scaled(probe, spec.height)) for spec in specs]
 
 

@@ -1,10 +1,10 @@
-from datetime import datetime, timezone
+from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from videoflix.extensions import db
+from videoflix.extensions import db, utcnow
 
 CATEGORIES = ("Action", "Comedy", "Drama", "Romance", "Horror", "Sci-Fi", "Documentary", "Animation")
 
@@ -14,10 +14,6 @@ class Status(StrEnum):
     PROCESSING = "processing"
     READY = "ready"
     FAILED = "failed"
-
-
-def utcnow():
-    return datetime.now(timezone.utc)
 
 
 class Video(db.Model):

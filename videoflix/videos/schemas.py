@@ -1,4 +1,4 @@
-from datetime import timezone
+from datetime import UTC
 from pathlib import PurePosixPath
 
 from flask import url_for
@@ -9,8 +9,8 @@ from videoflix.videos.models import CATEGORIES
 
 def iso_utc(moment):
     if moment.tzinfo is None:  # SQLite returns naive datetimes; they are stored as UTC
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def poster_url(video):

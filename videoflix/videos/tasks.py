@@ -3,7 +3,7 @@
 import logging
 import shutil
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from huey import crontab
@@ -28,7 +28,7 @@ def enqueue_transcode(video):
     """Give the video a new job and queue it; a job still running for it stops on its next report."""
     video.job_id = uuid.uuid4().hex
     video.status, video.progress, video.error = Status.PENDING, 0, None
-    video.heartbeat_at = datetime.now(timezone.utc)
+    video.heartbeat_at = datetime.now(UTC)
     db.session.commit()
     transcode_video(video.id, video.job_id)
 
@@ -45,16 +45,14 @@ def queued_jobs():
 def recover_stalled_jobs():
     """Re-queue videos whose worker died: processing without a recent progress report, or pending
     without a queued job. Returns their ids. A re-run starts from scratch and gives the same result."""
-    stale_before = datetime.now(timezone.utc) - STALE_AFTER
+    stale_before = datetime.now(UTC) - STALE_AFTER
     waiting = queued_jobs()
-    candidates = db.session.scalars(
-        sa.select(Video).where(Video.status.in_([Status.PENDING, Status.PROCESSING]))
-    ).all()
+    candidates = db.session.scalars(sa.select(Video).where(Video.status.in_([Status.PENDING, Status.PROCESSING]))).all()
     recovered = []
     for video in candidates:
         heartbeat = video.heartbeat_at
         if heartbeat is not None and heartbeat.tzinfo is None:  # SQLite drops the zone
-            heartbeat = heartbeat.replace(tzinfo=timezone.utc)
+            heartbeat = heartbeat.replace(tzinfo=UTC)
         quiet = heartbeat is None or heartbeat < stale_before
         lost = video.status == Status.PENDING and (video.id, video.job_id) not in waiting
         if quiet and (video.status == Status.PROCESSING or lost):

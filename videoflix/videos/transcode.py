@@ -9,8 +9,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import UTC, datetime
 
 import imageio_ffmpeg
 import m3u8
@@ -123,7 +122,7 @@ class Job:
         result = db.session.execute(
             sa.update(Video)
             .where(Video.id == self.video_id, Video.job_id == self.job_id)
-            .values(progress=percent, heartbeat_at=datetime.now(timezone.utc))
+            .values(progress=percent, heartbeat_at=datetime.now(UTC))
         )
         db.session.commit()
         return result.rowcount == 1
@@ -131,7 +130,7 @@ class Job:
     def run(self):
         video = self.video()
         video.status, video.progress, video.error = Status.PROCESSING, 0, None
-        video.heartbeat_at = datetime.now(timezone.utc)
+        video.heartbeat_at = datetime.now(UTC)
         db.session.commit()
         source = media_path(video.source_path)
         info = probe(source)
@@ -210,7 +209,7 @@ def mark_failed(video_id, job_id, message):
     db.session.execute(
         sa.update(Video)
         .where(Video.id == video_id, Video.job_id == job_id)
-        .values(status=Status.FAILED, error=message, heartbeat_at=datetime.now(timezone.utc))
+        .values(status=Status.FAILED, error=message, heartbeat_at=datetime.now(UTC))
     )
     db.session.commit()
 

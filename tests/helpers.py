@@ -1,0 +1,47 @@
+"""Helpers shared by the tests that need transcoded videos."""
+
+from pathlib import Path
+
+import av
+import m3u8
+
+from videoflix.extensions import db
+from videoflix.videos.models import Video
+
+
+def import_video(runner, clip, title="Sample", category="Drama", *extra):
+    """Import a clip through the operator CLI (the same pipeline as an admin upload)."""
+    result = runner.invoke(
+        args=["videos", "import", str(clip), "--title", title, "--category", category, *extra],
+    )
+    return result
+
+
+def only_video(app):
+    with app.app_context():
+        return db.session.scalars(db.select(Video)).one()
+
+
+def get_video(app, video_id):
+    with app.app_context():
+        return db.session.get(Video, video_id)
+
+
+def rendition_dir(app, video, name):
+    return Path(app.config["MEDIA_ROOT"]) / video.hls_path / name
+
+
+def segment_durations(folder):
+    playlist = m3u8.load(str(folder / "index.m3u8"))
+    return [segment.duration for segment in playlist.segments], [segment.uri for segment in playlist.segments]
+
+
+def starts_with_keyframe(segment_path):
+    with av.open(str(segment_path)) as container:
+        first = next(container.demux(video=0))
+        return first.is_keyframe
+
+
+def media_files(app):
+    root = Path(app.config["MEDIA_ROOT"])
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())

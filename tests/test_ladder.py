@@ -1,0 +1,118 @@
+"""The ladder and the ffmpeg command are pure functions: checked here without running ffmpeg."""
+
+import pytest
+
+from videoflix.videos.ladder import (
+    STANDARD_RUNGS,
+    Probe,
+    RenditionStats,
+    build_hls_command,
+    build_ladder,
+    build_master_playlist,
+    keyframe_interval,
+    transcode_timeout,
+)
+
+
+def probe(width, height, fps=25.0, audio=True, duration=10.0):
+    return Probe(duration=duration, width=width, height=height, fps=fps, has_audio=audio)
+
+
+def sizes(rungs):
+    return [(rung.name, rung.width, rung.height) for rung in rungs]
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (probe(1920, 1080), [("480p", 854, 480), ("720p", 1280, 720), ("1080p", 1920, 1080)]),
+        (probe(3840, 2160), [("480p", 854, 480), ("720p", 1280, 720), ("1080p", 1920, 1080)]),
+        (probe(1280, 720), [("480p", 854, 480), ("720p", 1280, 720)]),
+        (probe(854, 480), [("480p", 854, 480)]),
+        (probe(640, 360), [("480p", 640, 360)]),  # below 480 lines: one rung at its own size
+        (probe(321, 181), [("480p", 320, 180)]),  # odd sizes made even, never upscaled
+        (probe(1080, 1920), [("480p", 480, 854), ("720p", 720, 1280), ("1080p", 1080, 1920)]),  # portrait
+        (probe(1440, 1080), [("480p", 640, 480), ("720p", 960, 720), ("1080p", 1440, 1080)]),  # 4:3
+    ],
+)
+def test_ladder_never_upscales(source, expected):
+    assert sizes(build_ladder(source)) == expected
+
+
+def test_codecs_string_follows_profile_and_level():
+    rungs = {rung.name: rung for rung in build_ladder(probe(1920, 1080))}
+    assert rungs["480p"].codecs == "avc1.4d401f"  # Main, level 3.1
+    assert rungs["720p"].codecs == "avc1.640028"  # High, level 4.0
+    assert rungs["1080p"].codecs == "avc1.640029"  # High, level 4.1
+
+
+def _option_values(command, option):
+    return [command[i + 1] for i, part in enumerate(command) if part == option]
+
+
+def test_one_command_encodes_every_rung_with_aligned_keyframes():
+    source = probe(1920, 1080, fps=30)
+    rungs = build_ladder(source)
+    command = build_hls_command("ffmpeg", "in.mp4", "/out", source, rungs)
+    assert command.count("-i") == 1
+    graph = _option_values(command, "-filter_complex")[0]
+    assert graph.startswith("[0:v]format=yuv420p,scale=1920:1080")
+    assert "scale=1280:720" in graph and "scale=854:480" in graph
+    assert _option_values(command, "-map") == ["[v0]", "0:a:0", "[v1]", "0:a:0", "[v2]", "0:a:0"]
+    assert _option_values(command, "-g") == ["60"] and _option_values(command, "-keyint_min") == ["60"]
+    assert _option_values(command, "-sc_threshold") == ["0"]
+    assert _option_values(command, "-hls_time") == ["6"]
+    assert _option_values(command, "-hls_playlist_type") == ["vod"]
+    assert _option_values(command, "-hls_segment_filename") == ["/out/%v/%03d.ts"]
+    assert _option_values(command, "-var_stream_map") == ["v:0,a:0,name:480p v:1,a:1,name:720p v:2,a:2,name:1080p"]
+    assert _option_values(command, "-c:a") == ["aac"] and _option_values(command, "-ac") == ["2"]
+    assert _option_values(command, "-progress") == ["pipe:1"]
+    for index, spec in enumerate(STANDARD_RUNGS):
+        assert _option_values(command, f"-preset:v:{index}") == [spec.preset]
+        assert _option_values(command, f"-maxrate:v:{index}") == [f"{spec.maxrate_kbps}k"]
+
+
+def test_source_without_audio_maps_video_only():
+    source = probe(854, 480, audio=False)
+    command = build_hls_command("ffmpeg", "in.mp4", "/out", source, build_ladder(source))
+    assert "0:a:0" not in command
+    assert "-c:a" not in command
+    assert _option_values(command, "-var_stream_map") == ["v:0,name:480p"]
+
+
+def test_preset_override_applies_to_every_rung():
+    source = probe(1280, 720)
+    command = build_hls_command("ffmpeg", "in.mp4", "/out", source, build_ladder(source), preset="ultrafast")
+    assert _option_values(command, "-preset:v:0") == ["ultrafast"]
+    assert _option_values(command, "-preset:v:1") == ["ultrafast"]
+
+
+@pytest.mark.parametrize(("fps", "frames"), [(25, 50), (29.97, 60), (60, 120), (0, 50)])
+def test_keyframe_every_two_seconds(fps, frames):
+    assert keyframe_interval(fps) == frames
+
+
+def test_timeout_scales_with_duration():
+    assert transcode_timeout(probe(640, 360, duration=5), 10) == 120
+    assert transcode_timeout(probe(640, 360, duration=600), 10) == 6000
+
+
+def test_master_playlist_lists_every_rung_with_its_attributes():
+    source = probe(1280, 720, fps=30)
+    rungs = build_ladder(source)
+    stats = {"480p": RenditionStats(900_000, 700_000), "720p": RenditionStats(2_500_000, 2_000_000)}
+    assert build_master_playlist(rungs, stats, source).splitlines() == [
+        "#EXTM3U",
+        "#EXT-X-VERSION:6",
+        "#EXT-X-INDEPENDENT-SEGMENTS",
+        '#EXT-X-STREAM-INF:BANDWIDTH=900000,AVERAGE-BANDWIDTH=700000,RESOLUTION=854x480,CODECS="avc1.4d401f,mp4a.40.2",FRAME-RATE=30.000',
+        "480p/index.m3u8",
+        '#EXT-X-STREAM-INF:BANDWIDTH=2500000,AVERAGE-BANDWIDTH=2000000,RESOLUTION=1280x720,CODECS="avc1.640028,mp4a.40.2",FRAME-RATE=30.000',
+        "720p/index.m3u8",
+    ]
+
+
+def test_master_playlist_without_audio_names_only_the_video_codec():
+    source = probe(854, 480, audio=False)
+    playlist = build_master_playlist(build_ladder(source), {"480p": RenditionStats(1, 1)}, source)
+    assert 'CODECS="avc1.4d401f"' in playlist
