@@ -4,6 +4,7 @@ import subprocess
 import imageio_ffmpeg
 import pytest
 import redis
+from flask.testing import FlaskClient
 
 import config
 from videoflix import create_app
@@ -36,9 +37,23 @@ def app_config(tmp_path):
     }
 
 
+class BufferedClient(FlaskClient):
+    """Reads each response whole and closes it, so that file responses never leak handles."""
+
+    def open(self, *args, **kwargs):
+        kwargs.setdefault("buffered", True)
+        return super().open(*args, **kwargs)
+
+
+def make_app(app_config):
+    app = create_app(app_config)
+    app.test_client_class = BufferedClient
+    return app
+
+
 @pytest.fixture
 def app(app_config):
-    app = create_app(app_config)
+    app = make_app(app_config)
     with app.app_context():
         db.drop_all()
         db.create_all()

@@ -6,6 +6,7 @@ from alembic.migration import MigrationContext
 from flask_migrate import upgrade
 
 import config
+from tests.conftest import make_app
 from videoflix import create_app
 from videoflix.extensions import db
 
@@ -17,7 +18,7 @@ def test_health_reports_database_and_queue(client):
 
 
 def test_health_names_an_unreachable_database(app_config):
-    app = create_app({**app_config, "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg2://nobody@127.0.0.1:1/none"})
+    app = make_app({**app_config, "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg2://nobody@127.0.0.1:1/none"})
     response = app.test_client().get("/api/health/")
     assert response.status_code == 503
     assert response.get_json() == {"status": "unavailable", "database": "unavailable", "queue": "ok"}

@@ -8,8 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.conftest import PASSWORD, SPA_ORIGIN, create_user, free_port
-from videoflix import create_app
+from tests.conftest import PASSWORD, SPA_ORIGIN, create_user, free_port, make_app
 from videoflix.auth import tokens
 from videoflix.auth.models import User
 from videoflix.extensions import db
@@ -44,7 +43,7 @@ def smtp():
 @pytest.fixture
 def mail_app(app_config, smtp):
     _inbox, port = smtp
-    app = create_app({**app_config, "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": port})
+    app = make_app({**app_config, "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": port})
     with app.app_context():
         db.drop_all()
         db.create_all()
@@ -364,7 +363,7 @@ def test_refresh_for_deactivated_or_deleted_user_is_refused(app, client, auth):
 
 
 def test_expired_refresh_token_is_refused(app_config):
-    app = create_app({**app_config, "JWT_REFRESH_TOKEN_EXPIRES": timedelta(seconds=1)})
+    app = make_app({**app_config, "JWT_REFRESH_TOKEN_EXPIRES": timedelta(seconds=1)})
     with app.app_context():
         db.create_all()
     client = app.test_client()
@@ -530,7 +529,7 @@ def test_expired_access_token_is_401(app, client, auth):
 
 
 def test_login_is_rate_limited(app_config):
-    app = create_app({**app_config, "RATELIMIT_ENABLED": True, "RATELIMIT_AUTH": "3 per minute"})
+    app = make_app({**app_config, "RATELIMIT_ENABLED": True, "RATELIMIT_AUTH": "3 per minute"})
     with app.app_context():
         db.create_all()
     client = app.test_client()

@@ -151,7 +151,7 @@ class VideoAdmin(StaffOnly, ModelView):
         "renditions": lambda _v, _c, video, _n: ", ".join(video.renditions or []),
         "error": _error_cell,
     }
-    form_columns = ("title", "description", "category")
+    form_columns = ("title", "description", "category", "video_file", "poster_file")
     form_overrides = {"category": SelectField, "description": TextAreaField, "title": StringField}
     form_args = {
         "title": {"validators": [InputRequired(), Length(max=200)]},
