@@ -1,5 +1,7 @@
+import os
 import socket
 import subprocess
+import threading
 
 import imageio_ffmpeg
 import pytest
@@ -153,3 +155,30 @@ def free_port():
     with socket.socket() as probe_socket:
         probe_socket.bind(("127.0.0.1", 0))
         return probe_socket.getsockname()[1]
+
+
+def require_or_skip(available, what, required_by):
+    """Skip when a system tool is missing, except where `required_by` is set (CI), where that fails."""
+    if not available:
+        if os.environ.get(required_by):
+            pytest.fail(f"{what} is required here ({required_by} is set)")
+        pytest.skip(f"{what} is not installed (.ci/run installs it)")
+
+
+@pytest.fixture
+def serve_app():
+    """Start apps under a real waitress server on 127.0.0.1; returns their base URLs."""
+    from waitress.server import create_server
+
+    servers = []
+
+    def start(app):
+        port = free_port()
+        server = create_server(app, host="127.0.0.1", port=port, threads=8)
+        threading.Thread(target=server.run, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server in servers:
+        server.close()

@@ -1,0 +1,117 @@
+"""Playback in a real browser: headless Chromium plays renditions of a transcoded video with hls.js,
+from a page on an allowed origin, signed in through the API with cookies, exactly like the SPA."""
+
+import functools
+import shutil
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PASSWORD, create_user, free_port, make_app, make_clip, require_or_skip
+from tests.helpers import import_video, only_video
+from videoflix.extensions import db
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+PAGE_DIR = Path(__file__).parent / "browser"
+HLS_JS = PAGE_DIR / "node_modules" / "hls.js" / "dist" / "hls.js"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *_args):
+        pass
+
+
+@pytest.fixture
+def live(app_config, tmp_path, serve_app):
+    """The API under waitress and the test page on another origin, both on 127.0.0.1."""
+    require_or_skip(CHROMIUM, "Chromium", "REQUIRE_BROWSER")
+    require_or_skip(HLS_JS.exists(), "hls.js (npm ci --prefix tests/browser)", "REQUIRE_BROWSER")
+    page_port = free_port()
+    origin = f"http://127.0.0.1:{page_port}"
+    app = make_app({**app_config, "CORS_ALLOWED_ORIGINS": [origin], "CSRF_TRUSTED_ORIGINS": [origin]})
+    with app.app_context():
+        db.create_all()
+    api_base = serve_app(app)
+
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(PAGE_DIR / "player.html", site / "index.html")
+    shutil.copy(HLS_JS, site / "hls.js")
+    page_server = ThreadingHTTPServer(("127.0.0.1", page_port), functools.partial(QuietHandler, directory=site))
+    threading.Thread(target=page_server.serve_forever, daemon=True).start()
+    yield app, f"{api_base}/api/", f"{origin}/index.html"
+    page_server.shutdown()
+    page_server.server_close()
+    with app.app_context():
+        db.session.remove()
+        db.drop_all()
+
+
+@pytest.fixture
+def browser_page():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
+
+
+def _wait_until_playing_past(page, seconds):
+    page.wait_for_function(
+        f"document.getElementById('player').currentTime > {seconds} || window.fatalErrors.length > 0",
+        timeout=60_000,
+    )
+    assert page.evaluate("window.fatalErrors") == []
+    assert page.evaluate("document.getElementById('player').currentTime") > seconds
+
+
+def test_hls_js_plays_master_and_resolution_playlists_in_chromium(live, browser_page, tmp_path):
+    app, api, page_url = live
+    clip = make_clip(tmp_path / "film.mp4", 1280, 720, seconds=8)
+    assert import_video(app.test_cli_runner(), clip, "Browser Film", "Drama").exit_code == 0
+    video = only_video(app)
+    assert video.renditions == ["480p", "720p"]
+    create_user(app)
+
+    page = browser_page
+    page.goto(page_url)
+    page.evaluate(f"window.API = {api!r}")
+    login = page.evaluate(f"login('viewer@example.com', {PASSWORD!r})")
+    assert login == {
+        "status": 200,
+        "body": {"detail": "Login successful", "user": {"id": 1, "username": "viewer@example.com"}},
+    }
+    listing = page.evaluate("api('video/')")
+    assert listing["status"] == 200 and [item["title"] for item in listing["body"]] == ["Browser Film"]
+
+    # Adaptive: the master playlist, then a forced switch to the other level.
+    page.evaluate(f"startPlayback(window.API + 'video/{video.id}/master.m3u8')")
+    _wait_until_playing_past(page, 2)
+    levels = page.evaluate("window.hls.levels.map(level => level.height)")
+    assert levels == [480, 720]
+    target = 1 - page.evaluate("window.hls.currentLevel")
+    page.evaluate(f"window.hls.currentLevel = {target}")
+    page.wait_for_function(f"window.switchedLevels.includes({target})", timeout=30_000)
+    _wait_until_playing_past(page, page.evaluate("document.getElementById('player').currentTime") + 0.5)
+
+    # What the SPA does: one resolution's playlist; its 1080p choice plays the 720p rendition.
+    for resolution in ("480p", "1080p"):
+        page.evaluate(f"startPlayback(window.API + 'video/{video.id}/{resolution}/index.m3u8')")
+        _wait_until_playing_past(page, 2)
+        assert page.evaluate("window.hls.levels.length") == 1
