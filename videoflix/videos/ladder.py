@@ -22,6 +22,7 @@ class RungSpec:
     audio_kbps: int
     profile: str
     level: str
+    x264_params: str = ""
 
 
 STANDARD_RUNGS = (
@@ -70,22 +71,31 @@ def _scaled(probe, short_side):
     return _even(short_side), _even(probe.height * short_side / probe.width)
 
 
-def build_ladder(probe):
-    """The standard rungs that do not upscale the source, smallest first. A source whose short
+def build_ladder(probe, specs=STANDARD_RUNGS):
+    """The rungs of `specs` that do not upscale the source, smallest first. A source whose short
     side is under the smallest rung gets that rung's name at its own size."""
     short_side = min(probe.width, probe.height)
-    specs = [spec for spec in STANDARD_RUNGS if spec.height <= short_side]
-    if not specs:
-        return [Rung(STANDARD_RUNGS[0], probe.width // 2 * 2, probe.height // 2 * 2)]
-    return [Rung(spec, *_scaled(probe, spec.height)) for spec in specs]
+    fitting = [spec for spec in specs if spec.height <= short_side]
+    if not fitting:
+        return [Rung(specs[0], probe.width // 2 * 2, probe.height // 2 * 2)]
+    return [Rung(spec, *_scaled(probe, spec.height)) for spec in fitting]
 
 
 def keyframe_interval(fps):
     return max(1, round((fps or 25) * KEYFRAME_SECONDS))
 
 
-def _filter_graph(rungs):
-    """Decode once, then a scaling cascade: each rung is scaled from the next larger one."""
+def _filter_graph(rungs, cascade):
+    """Decode once. With `cascade`, each rung is scaled from the next larger one (cheaper than
+    scaling every rung from the full-size source); otherwise all are scaled from the source."""
+    if not cascade:
+        outputs = "".join(f"[s{index}]" for index in range(len(rungs)))
+        parts = [f"[0:v]format=yuv420p,split={len(rungs)}{outputs}"]
+        parts += [
+            f"[s{index}]scale={rung.width}:{rung.height}:flags=bicubic,setsar=1[v{index}]"
+            for index, rung in enumerate(rungs)
+        ]
+        return ";".join(parts)
     largest_first = list(reversed(rungs))
     parts = []
     source = "[0:v]format=yuv420p,"
@@ -100,11 +110,11 @@ def _filter_graph(rungs):
     return ";".join(parts)
 
 
-def build_hls_command(ffmpeg, source, out_dir, probe, rungs, preset=None):
+def build_hls_command(ffmpeg, source, out_dir, probe, rungs, preset=None, cascade=True):
     """One ffmpeg process that writes every rung as an HLS rendition into out_dir/<name>/."""
     gop = keyframe_interval(probe.fps)
     command = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-i", str(source)]
-    command += ["-filter_complex", _filter_graph(rungs)]
+    command += ["-filter_complex", _filter_graph(rungs, cascade)]
     stream_map = []
     for index, rung in enumerate(rungs):
         spec = rung.spec
@@ -117,6 +127,8 @@ def build_hls_command(ffmpeg, source, out_dir, probe, rungs, preset=None):
             f"-profile:v:{index}", spec.profile,
             f"-level:v:{index}", spec.level,
         ]  # fmt: skip
+        if spec.x264_params:
+            command += [f"-x264-params:v:{index}", spec.x264_params]
         entry = f"v:{index}"
         if probe.has_audio:
             command += ["-map", "0:a:0", f"-b:a:{index}", f"{spec.audio_kbps}k"]

@@ -1,0 +1,155 @@
+"""Transcoding: the Django seed's approach against this project's pipeline, on the same generated
+1080p H.264 + AAC source, in one run. Prints wall/CPU time, realtime factor, and per rung the SSIM
+against the source scaled to that rung and the mean bitrate.
+
+    python -m bench.transcode [--seconds 24] [--steps]
+
+--steps also runs the tuning steps that led to the default ladder, each checked against the SSIM floor.
+"""
+
+import argparse
+import dataclasses
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import imageio_ffmpeg
+import m3u8
+
+from bench.common import machine, measured, run, table
+from videoflix.videos import ladder
+from videoflix.videos.probe import probe
+
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+# The seed: one ffmpeg per rendition, fixed bitrates, ffmpeg's default preset (medium), 10 s segments.
+SEED_RUNGS = (("480p", 854, 480, "1000k"), ("720p", 1280, 720, "2500k"), ("1080p", 1920, 1080, "5000k"))
+SSIM_TOLERANCE = 0.01
+
+
+def make_source(path, seconds):
+    """1080p30 with motion (testsrc2 plus a moving mandelbrot zoom) and film-like grain: not trivially compressible."""
+    graph = (
+        f"testsrc2=s=1920x1080:r=30:d={seconds}[a];"
+        f"mandelbrot=s=640x360:r=30,trim=duration={seconds},scale=1920x1080[b];"
+        "[a][b]blend=all_mode=average,noise=alls=12:allf=t+u,format=yuv420p[v]"
+    )
+    run([FFMPEG, "-v", "error", "-y", "-filter_complex", graph, "-map", "[v]",
+         "-f", "lavfi", "-i", f"sine=frequency=330:duration={seconds}", "-map", "0:a",
+         "-c:v", "libx264", "-preset", "veryfast", "-crf", "17", "-g", "60",
+         "-c:a", "aac", "-b:a", "192k", "-shortest", str(path)])  # fmt: skip
+    return path
+
+
+def seed_transcode(source, out):
+    for name, width, height, bitrate in SEED_RUNGS:
+        (out / name).mkdir(parents=True)
+        run([FFMPEG, "-v", "error", "-y", "-i", str(source), "-vf", f"scale={width}:{height}",
+             "-c:v", "libx264", "-b:v", bitrate, "-c:a", "aac", "-b:a", "128k",
+             "-hls_time", "10", "-hls_playlist_type", "vod",
+             "-hls_segment_filename", f"{out}/{name}/%03d.ts", f"{out}/{name}/index.m3u8"])  # fmt: skip
+    return [(name, width, height) for name, width, height, _ in SEED_RUNGS]
+
+
+def project_transcode(source, out, specs=None, **options):
+    """This project's ffmpeg command, built by the same code the worker runs."""
+    info = probe(source)
+    rungs = ladder.build_ladder(info, specs) if specs else ladder.build_ladder(info)
+    run(ladder.build_hls_command(FFMPEG, source, out, info, rungs, **options))
+    return [(rung.name, rung.width, rung.height) for rung in rungs]
+
+
+def ssim(rendition, source, width, height):
+    graph = (
+        "[0:v]setpts=PTS-STARTPTS[d];"
+        f"[1:v]setpts=PTS-STARTPTS,scale={width}:{height}:flags=bicubic[r];[d][r]ssim"
+    )
+    result = run([FFMPEG, "-hide_banner", "-i", str(rendition), "-i", str(source), "-lavfi", graph, "-f", "null", "-"])
+    return float(re.search(r"All:([0-9.]+)", result.stderr).group(1))
+
+
+def rendition_kbps(folder):
+    playlist = m3u8.load(str(folder / "index.m3u8"))
+    seconds = sum(segment.duration for segment in playlist.segments)
+    size = sum((folder / segment.uri).stat().st_size for segment in playlist.segments)
+    return size * 8 / seconds / 1000
+
+
+def measure(label, transcode, source, seconds, workdir):
+    out = workdir / label.replace(" ", "_")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    with measured() as cost:
+        rungs = transcode(source, out)
+    quality = {}
+    for name, width, height in rungs:
+        folder = out / name
+        segments = sorted(folder.glob("*.ts"))
+        assert segments, f"{label}: no segments for {name}"
+        quality[name] = (ssim(folder / "index.m3u8", source, width, height), rendition_kbps(folder))
+    return {"label": label, "wall": cost["wall"], "cpu": cost["cpu"], "realtime": seconds / cost["wall"], "rungs": quality}
+
+
+def tuning_steps():
+    """The steps from a plain single-process ladder to the default, each a (label, transcode) pair."""
+    plain = tuple(dataclasses.replace(spec, preset="veryfast", x264_params="") for spec in ladder.STANDARD_RUNGS)
+    return [
+        ("step 1: one process, veryfast, parallel scaling",
+         lambda s, o: project_transcode(s, o, plain, cascade=False)),
+        ("step 2: + scaling cascade",
+         lambda s, o: project_transcode(s, o, plain)),
+        ("step 3: + per-rung presets",
+         lambda s, o: project_transcode(s, o, tuple(dataclasses.replace(spec, x264_params="")
+                                                    for spec in ladder.STANDARD_RUNGS))),
+    ]  # fmt: skip
+
+
+def report(results, seconds):
+    seed = results[0]
+    rows = []
+    for result in results:
+        cells = [result["label"], f"{result['wall']:.1f}", f"{result['cpu']:.1f}", f"{result['realtime']:.2f}×",
+                 f"{seed['wall'] / result['wall']:.2f}×"]  # fmt: skip
+        for name, _w, _h, _b in SEED_RUNGS:
+            if name in result["rungs"]:
+                value, kbps = result["rungs"][name]
+                delta = value - seed["rungs"][name][0]
+                cells.append(f"{value:.4f} ({delta:+.4f}), {kbps:.0f} kb/s")
+            else:
+                cells.append("-")
+        rows.append(cells)
+    headers = ["approach", "wall s", "CPU s", "realtime", "vs seed", "480p SSIM (Δ), rate", "720p", "1080p"]
+    print(table(headers, rows))
+    project = results[-1]
+    worst = min(project["rungs"][n][0] - seed["rungs"][n][0] for n in project["rungs"])
+    goals = [
+        (f"{seed['wall'] / project['wall']:.2f}× faster than the seed", seed["wall"] / project["wall"] >= 4),
+        (f"worst SSIM delta {worst:+.4f} (floor -{SSIM_TOLERANCE})", worst >= -SSIM_TOLERANCE),
+        (f"{project['realtime']:.2f}× realtime", project["realtime"] >= 1.5),
+    ]
+    print()
+    for text, met in goals:
+        print(f"- goal {'met' if met else 'MISSED'}: {text}")
+    return all(met for _text, met in goals)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=24)
+    parser.add_argument("--steps", action="store_true", help="also run the tuning steps")
+    args = parser.parse_args(argv)
+    print(f"## Transcoding: {args.seconds} s 1080p30 H.264 + AAC source\n\n{machine()}; ffmpeg {FFMPEG}\n")
+    with tempfile.TemporaryDirectory(prefix="videoflix-bench-") as tmp:
+        workdir = Path(tmp)
+        source = make_source(workdir / "source.mp4", args.seconds)
+        results = [measure("seed: 3 processes, medium, fixed bitrates", seed_transcode, source, args.seconds, workdir)]
+        if args.steps:
+            results += [measure(label, fn, source, args.seconds, workdir) for label, fn in tuning_steps()]
+        results.append(measure("this project (worker's command)", project_transcode, source, args.seconds, workdir))
+        met = report(results, args.seconds)
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
