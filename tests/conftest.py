@@ -2,6 +2,7 @@ import os
 import socket
 import subprocess
 import threading
+from contextlib import contextmanager
 
 import imageio_ffmpeg
 import pytest
@@ -53,19 +54,28 @@ def make_app(app_config):
     return app
 
 
-@pytest.fixture
-def app(app_config):
-    app = make_app(app_config)
+@contextmanager
+def running_app(config):
+    """An app with a fresh schema; afterwards its tables are dropped and its Redis database emptied."""
+    app = make_app(config)
     with app.app_context():
         db.drop_all()
         db.create_all()
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.drop_all()
-        db.engine.dispose()
-    if app.config["REDIS_URL"]:
-        redis.Redis.from_url(app.config["REDIS_URL"]).flushdb()
+    try:
+        yield app
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.drop_all()
+            db.engine.dispose()
+        if app.config["REDIS_URL"]:
+            redis.Redis.from_url(app.config["REDIS_URL"]).flushdb()
+
+
+@pytest.fixture
+def app(app_config):
+    with running_app(app_config) as app:
+        yield app
 
 
 @pytest.fixture

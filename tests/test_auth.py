@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.conftest import PASSWORD, SPA_ORIGIN, create_user, free_port, make_app
+from tests.conftest import PASSWORD, SPA_ORIGIN, create_user, free_port, running_app
 from videoflix.auth import tokens
 from videoflix.auth.models import User
 from videoflix.extensions import db
@@ -43,15 +43,8 @@ def smtp():
 @pytest.fixture
 def mail_app(app_config, smtp):
     _inbox, port = smtp
-    app = make_app({**app_config, "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": port})
-    with app.app_context():
-        db.drop_all()
-        db.create_all()
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.drop_all()
-        db.engine.dispose()
+    with running_app({**app_config, "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": port}) as app:
+        yield app
 
 
 @pytest.fixture
@@ -363,17 +356,14 @@ def test_refresh_for_deactivated_or_deleted_user_is_refused(app, client, auth):
 
 
 def test_expired_refresh_token_is_refused(app_config):
-    app = make_app({**app_config, "JWT_REFRESH_TOKEN_EXPIRES": timedelta(seconds=1)})
-    with app.app_context():
-        db.create_all()
-    client = app.test_client()
-    client.environ_base["HTTP_ORIGIN"] = SPA_ORIGIN
-    create_user(app)
-    assert client.post("/api/login/", json={"email": "viewer@example.com", "password": PASSWORD}).status_code == 200
-    time.sleep(2.1)
-    assert client.post("/api/token/refresh/").status_code == 401
-    with app.app_context():
-        db.drop_all()
+    with running_app({**app_config, "JWT_REFRESH_TOKEN_EXPIRES": timedelta(seconds=1)}) as app:
+        client = app.test_client()
+        client.environ_base["HTTP_ORIGIN"] = SPA_ORIGIN
+        create_user(app)
+        login = client.post("/api/login/", json={"email": "viewer@example.com", "password": PASSWORD})
+        assert login.status_code == 200
+        time.sleep(2.1)
+        assert client.post("/api/token/refresh/").status_code == 401
 
 
 def test_logout_without_cookie(client):
@@ -529,14 +519,10 @@ def test_expired_access_token_is_401(app, client, auth):
 
 
 def test_login_is_rate_limited(app_config):
-    app = make_app({**app_config, "RATELIMIT_ENABLED": True, "RATELIMIT_AUTH": "3 per minute"})
-    with app.app_context():
-        db.create_all()
-    client = app.test_client()
-    body = {"email": "a@example.com", "password": "wrong-password"}
-    codes = [client.post("/api/login/", json=body).status_code for _ in range(4)]
-    assert codes == [401, 401, 401, 429]
-    response = client.post("/api/login/", json=body)
-    assert response.get_json() == {"detail": "Too many requests. Please try again later."}
-    with app.app_context():
-        db.drop_all()
+    with running_app({**app_config, "RATELIMIT_ENABLED": True, "RATELIMIT_AUTH": "3 per minute"}) as app:
+        client = app.test_client()
+        body = {"email": "a@example.com", "password": "wrong-password"}
+        codes = [client.post("/api/login/", json=body).status_code for _ in range(4)]
+        assert codes == [401, 401, 401, 429]
+        response = client.post("/api/login/", json=body)
+        assert response.get_json() == {"detail": "Too many requests. Please try again later."}

@@ -1,6 +1,7 @@
 """Playback in a real browser: headless Chromium plays renditions of a transcoded video with hls.js,
 from a page on an allowed origin, signed in through the API with cookies, exactly like the SPA."""
 
+import contextlib
 import functools
 import shutil
 import threading
@@ -9,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PASSWORD, create_user, free_port, make_app, make_clip, require_or_skip
+from tests.conftest import PASSWORD, create_user, free_port, make_clip, require_or_skip, running_app
 from tests.helpers import import_video, only_video
-from videoflix.extensions import db
 
 pytestmark = pytest.mark.browser
 
@@ -41,9 +41,9 @@ def live(app_config, tmp_path, serve_app):
     require_or_skip(HLS_JS.exists(), "hls.js (npm ci --prefix tests/browser)", "REQUIRE_BROWSER")
     page_port = free_port()
     origin = f"http://127.0.0.1:{page_port}"
-    app = make_app({**app_config, "CORS_ALLOWED_ORIGINS": [origin], "CSRF_TRUSTED_ORIGINS": [origin]})
-    with app.app_context():
-        db.create_all()
+    origins = {"CORS_ALLOWED_ORIGINS": [origin], "CSRF_TRUSTED_ORIGINS": [origin]}
+    stack = contextlib.ExitStack()
+    app = stack.enter_context(running_app({**app_config, **origins}))
     api_base = serve_app(app)
 
     site = tmp_path / "site"
@@ -55,9 +55,7 @@ def live(app_config, tmp_path, serve_app):
     yield app, f"{api_base}/api/", f"{origin}/index.html"
     page_server.shutdown()
     page_server.server_close()
-    with app.app_context():
-        db.session.remove()
-        db.drop_all()
+    stack.close()
 
 
 @pytest.fixture

@@ -69,6 +69,7 @@ def test_one_command_encodes_every_rung_with_aligned_keyframes():
     assert _option_values(command, "-progress") == ["pipe:1"]
     for index, spec in enumerate(STANDARD_RUNGS):
         assert _option_values(command, f"-preset:v:{index}") == [spec.preset]
+        assert _option_values(command, f"-x264-params:v:{index}") == ([spec.x264_params] if spec.x264_params else [])
         assert _option_values(command, f"-maxrate:v:{index}") == [f"{spec.maxrate_kbps}k"]
 
 

@@ -1,86 +1,31 @@
 """deploy/nginx.conf.template in front of the app, with a real nginx: the app authorises each media
 request and nginx sends the bytes (X-Accel-Redirect); renditions are never reachable directly."""
 
-import os
-import shutil
-import signal
-import subprocess
-import time
 import urllib.error
 import urllib.request
 from http.cookiejar import CookieJar
 from pathlib import Path
-from string import Template
 
 import pytest
 
-from tests.conftest import PASSWORD, create_user, free_port, make_app, require_or_skip
+from bench.nginx import Nginx, nginx_binary, render_conf, wait_for
+from tests.conftest import PASSWORD, create_user, free_port, require_or_skip, running_app
 from tests.helpers import import_video, only_video
-from videoflix.extensions import db
 
 pytestmark = pytest.mark.nginx
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "nginx.conf.template"
-
-
-def render_nginx_conf(folder, listen_port, upstream, media_root):
-    """The shipped server block, filled in as the nginx image's envsubst would, in a minimal main config."""
-    server = Template(TEMPLATE.read_text()).safe_substitute(
-        LISTEN_PORT=f"127.0.0.1:{listen_port}", UPSTREAM=upstream, MEDIA_ROOT=media_root, MAX_UPLOAD="64m"
-    )
-    user = "user root;" if os.geteuid() == 0 else ""
-    temp = {name: folder / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
-    for path in temp.values():
-        path.mkdir(exist_ok=True)
-    conf = folder / "nginx.conf"
-    conf.write_text(
-        f"""{user}
-worker_processes 1;
-daemon off;
-pid {folder}/nginx.pid;
-error_log {folder}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    access_log off;
-    client_body_temp_path {temp["body"]};
-    proxy_temp_path {temp["proxy"]};
-    fastcgi_temp_path {temp["fastcgi"]};
-    uwsgi_temp_path {temp["uwsgi"]};
-    scgi_temp_path {temp["scgi"]};
-{server}
-}}
-"""
-    )
-    return conf
 
 
 @pytest.fixture
 def behind_nginx(app_config, tmp_path, serve_app):
-    require_or_skip(NGINX, "nginx", "REQUIRE_NGINX")
-    app = make_app({**app_config, "MEDIA_ACCEL_REDIRECT": "/protected-media", "PROXY_COUNT": 1})
-    with app.app_context():
-        db.create_all()
-    upstream = serve_app(app).removeprefix("http://")
-    port = free_port()
-    conf = render_nginx_conf(tmp_path, port, upstream, app.config["MEDIA_ROOT"])
-    process = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(tmp_path)], stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/api/health/", timeout=1).close()
-            break
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.1)
-    yield app, base
-    process.send_signal(signal.SIGQUIT)
-    process.wait(10)
-    process.stderr.close()
-    with app.app_context():
-        db.session.remove()
-        db.drop_all()
+    require_or_skip(nginx_binary(), "nginx", "REQUIRE_NGINX")
+    with running_app({**app_config, "MEDIA_ACCEL_REDIRECT": "/protected-media", "PROXY_COUNT": 1}) as app:
+        upstream = serve_app(app).removeprefix("http://")
+        port = free_port()
+        conf = render_conf(tmp_path, port, upstream, app.config["MEDIA_ROOT"])
+        base = f"http://127.0.0.1:{port}"
+        with Nginx(conf, tmp_path):
+            wait_for(f"{base}/api/health/")
+            yield app, base
 
 
 def fetch(opener, url, headers=None):

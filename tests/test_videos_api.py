@@ -1,5 +1,6 @@
 """The Videos part of API.md, on videos transcoded by the real pipeline."""
 
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from tests.conftest import create_user
 from tests.helpers import import_video, only_video
 from videoflix.extensions import db
 from videoflix.videos.models import Status, Video
+from videoflix.videos.tasks import delete_video_files
 
 NO_CREDENTIALS = {"detail": "Authentication credentials were not provided."}
 
@@ -30,6 +32,8 @@ def viewer(client, auth):
 
 
 def _add_videos(app, count, status=Status.READY, category="Comedy"):
+    """Rows only (no files); ready ones have published renditions, the others none yet."""
+    published = status == Status.READY
     with app.app_context():
         for index in range(count):
             db.session.add(
@@ -39,8 +43,8 @@ def _add_videos(app, count, status=Status.READY, category="Comedy"):
                     category=category,
                     status=status,
                     poster_path=f"thumbnails/p{index}.jpg",
-                    hls_path=f"hls/x{index}",
-                    renditions=["480p"],
+                    hls_path=f"hls/x{index}" if published else None,
+                    renditions=["480p"] if published else [],
                 )
             )
         db.session.commit()
@@ -142,6 +146,37 @@ def _count_queries(app, client):
     finally:
         sa.event.remove(engine, "before_cursor_execute", record)
     return len(statements)
+
+
+def test_video_being_transcoded_again_stays_listed_and_playable(app, hd_video, viewer):
+    with app.app_context():
+        video = db.session.get(Video, hd_video.id)
+        video.status, video.job_id = Status.PROCESSING, "e" * 32
+        db.session.commit()
+    assert [item["id"] for item in viewer.get("/api/video/").get_json()] == [hd_video.id]
+    assert viewer.get(f"/api/video/{hd_video.id}/480p/index.m3u8").status_code == 200
+    assert viewer.get(f"/api/video/{hd_video.id}/480p/000.ts").status_code == 200
+
+
+def test_playback_follows_a_new_published_version_at_once(app, hd_video, viewer):
+    assert viewer.get(f"/api/video/{hd_video.id}/720p/000.ts").status_code == 200  # remembered lookup
+    media = Path(app.config["MEDIA_ROOT"])
+    new_path = f"hls/{hd_video.id}/republished"
+    shutil.copytree(media / hd_video.hls_path / "480p", media / new_path / "480p")
+    with app.app_context():  # what a publish does: a new folder, the pointer flip, the old folder gone
+        video = db.session.get(Video, hd_video.id)
+        video.hls_path, video.renditions = new_path, ["480p"]
+        db.session.commit()
+    shutil.rmtree(media / hd_video.hls_path)
+    fallback = viewer.get(f"/api/video/{hd_video.id}/720p/index.m3u8")
+    assert fallback.status_code == 200
+    assert fallback.get_data() == (media / new_path / "480p" / "index.m3u8").read_bytes()
+    with app.app_context():
+        video = db.session.get(Video, hd_video.id)
+        db.session.delete(video)
+        db.session.commit()
+        delete_video_files(video)
+    assert viewer.get(f"/api/video/{hd_video.id}/480p/000.ts").status_code == 404
 
 
 def test_empty_list_is_an_empty_array(viewer):

@@ -12,7 +12,7 @@ from videoflix.auth import emails, tokens
 from videoflix.auth.models import User, normalize_email
 from videoflix.auth.schemas import EmailSchema, LoginUserSchema, NewPasswordSchema, RegisterSchema, UserSchema
 from videoflix.errors import json_error
-from videoflix.extensions import db, jwt, limiter
+from videoflix.extensions import db, limiter
 from videoflix.validation import json_body, load_body
 
 bp = Blueprint("auth", __name__, url_prefix="/api", template_folder="templates")
@@ -28,8 +28,6 @@ LOGGED_OUT = "Logout successful! All tokens will be deleted. Refresh token is no
 RESET_SENT = "An email has been sent to reset your password."
 RESET_DONE = "Your Password has been successfully reset."
 INVALID_RESET = "Invalid or expired reset link."
-NO_CREDENTIALS = "Authentication credentials were not provided."
-TOKEN_INVALID = "Token is invalid or expired."
 CSRF_FAILED = "CSRF check failed: request not from a trusted origin."
 CSRF_TOKEN_MISMATCH = "CSRF check failed: CSRF token mismatch."
 TAKEN_EMAIL = "Please check your entries and try again."
@@ -164,24 +162,6 @@ def check_csrf():
     if header is not None and header != request.cookies.get(cfg["CSRF_COOKIE_NAME"]):
         return json_error(403, CSRF_TOKEN_MISMATCH)
     return None
-
-
-@jwt.unauthorized_loader
-def _missing_token(_reason):
-    return json_error(401, NO_CREDENTIALS)
-
-
-@jwt.invalid_token_loader
-def _invalid_token(_reason):
-    return json_error(401, TOKEN_INVALID)
-
-
-@jwt.expired_token_loader
-@jwt.revoked_token_loader
-@jwt.needs_fresh_token_loader
-@jwt.user_lookup_error_loader
-def _unusable_token(_header, _claims):
-    return json_error(401, TOKEN_INVALID)
 
 
 def init_app(app):

@@ -1,26 +1,35 @@
-"""The catalogue of ready videos: one query, cached as finished JSON, invalidated on change.
+"""What viewers can see and play: the catalogue (one query, cached as finished JSON) and each
+video's published renditions (looked up on every playlist and segment request).
 
-Invalidation is a new version key, so every cached variant (hosts, categories) goes at once."""
+A video is playable once a transcode has published renditions (`hls_path`); a re-transcode keeps
+it playable until the new ones replace them. A change that matters to the catalogue bumps one
+version key, so every cached variant (hosts, categories) goes at once, in every process."""
 
 import json
 import uuid
 
 import sqlalchemy as sa
-from flask import request
+from flask import current_app, request
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from videoflix.extensions import cache, db
-from videoflix.videos.models import Status, Video
+from videoflix.uploads import media_path
+from videoflix.videos.models import Video
 from videoflix.videos.schemas import VideoSchema
 
 VERSION_KEY = "catalogue:version"
 # A change to any of these (or an insert or delete) can change what the catalogue shows.
-LISTED_FIELDS = ("title", "description", "category", "poster_path", "status", "created_at")
+WATCHED_FIELDS = ("title", "description", "category", "poster_path", "created_at", "hls_path")
+CACHE_SECONDS = 3600
+
+
+def playable():
+    return Video.hls_path.is_not(None)
 
 
 def ready_videos(category=None, search=None):
-    query = sa.select(Video).where(Video.status == Status.READY)
+    query = sa.select(Video).where(playable())
     if category:
         query = query.where(sa.func.lower(Video.category) == category.lower())
     if search:
@@ -32,16 +41,43 @@ def ready_videos(category=None, search=None):
 
 
 def catalogue_json(category=None, search=None):
-    """The list body as JSON text; searches are not cached, everything else is."""
+    """The list body as JSON text; searches are not cached, everything else is.
+
+    Bodies are shared through the cache and also kept in this process for the current version,
+    so a warm request reads only the small version key, not megabytes, from Redis or disk."""
     if search:
         return _render(category, search)
     version = cache.get(VERSION_KEY) or "0"
+    local = current_app.extensions.get("videoflix_catalogue")
+    if local is None or local["version"] != version:
+        local = current_app.extensions["videoflix_catalogue"] = {"version": version, "bodies": {}}
     key = f"catalogue:{version}:{request.host_url}:{(category or '').lower()}"
-    body = cache.get(key)
+    body = local["bodies"].get(key)
     if body is None:
-        body = _render(category, None)
-        cache.set(key, body, timeout=3600)
+        body = cache.get(key)
+        if body is None:
+            body = _render(category, None)
+            cache.set(key, body, timeout=CACHE_SECONDS)
+        local["bodies"][key] = body
     return body
+
+
+def published_renditions(video_id):
+    """(hls_path, renditions) of a playable video, or None. Every playlist and segment request asks,
+    so answers are remembered in this process and checked against the disk: a publish writes a new
+    folder and removes the old one, a delete removes it, so a remembered folder that still exists
+    is still the published one (and a cache server would cost more than the query it saves)."""
+    remembered = current_app.extensions.setdefault("videoflix_published", {})
+    found = remembered.get(video_id)
+    if found is None or not media_path(found[0]).is_dir():
+        row = db.session.execute(
+            sa.select(Video.hls_path, Video.renditions).where(Video.id == video_id, playable())
+        ).first()
+        remembered.pop(video_id, None)
+        if row is None:
+            return None
+        found = remembered[video_id] = (row.hls_path, tuple(row.renditions))
+    return found
 
 
 def _render(category, search):
@@ -58,7 +94,7 @@ def _changes_catalogue(session):
     for obj in session.dirty:
         if isinstance(obj, Video):
             state = sa.inspect(obj)
-            if any(state.attrs[name].history.has_changes() for name in LISTED_FIELDS):
+            if any(state.attrs[name].history.has_changes() for name in WATCHED_FIELDS):
                 return True
     return False
 

@@ -5,14 +5,15 @@ import re
 from flask import Blueprint, Response, abort, current_app, request, send_from_directory
 
 from videoflix.auth.tokens import login_required
-from videoflix.extensions import db
+from videoflix.extensions import db, limiter
 from videoflix.uploads import media_path
 from videoflix.videos import catalogue
 from videoflix.videos.ladder import RESOLUTIONS
-from videoflix.videos.models import Status, Video
+from videoflix.videos.models import Video
 from videoflix.videos.schemas import CatalogueQuerySchema, VideoDetailSchema
 
 bp = Blueprint("videos", __name__, url_prefix="/api/video")
+limiter.exempt(bp)  # a player fetches a segment every few seconds; the limiter's check is pure cost here
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 SEGMENT_TYPE = "video/MP2T"
@@ -23,18 +24,26 @@ SEGMENT_MAX_AGE = 3600
 
 def ready_video(video_id):
     video = db.session.get(Video, video_id)
-    if video is None or video.status != Status.READY or not video.hls_path:
+    if video is None or not video.hls_path:
         abort(404, "Video not found.")
     return video
 
 
-def rendition_for(video, resolution):
+def published(video_id):
+    """(hls_path, renditions) of a playable video; 404 otherwise."""
+    found = catalogue.published_renditions(video_id)
+    if found is None:
+        abort(404, "Video not found.")
+    return found
+
+
+def rendition_for(renditions, resolution):
     """The rendition that answers `resolution`: itself, or the best one below it (no upscaling
     happened), or the smallest one when nothing is below."""
     if resolution not in RESOLUTIONS:
         abort(404, "Unknown resolution.")
     wanted = RESOLUTIONS.index(resolution)
-    existing = [name for name in RESOLUTIONS if name in video.renditions]
+    existing = [name for name in RESOLUTIONS if name in renditions]
     if not existing:
         abort(404, "Video not found.")
     at_most = [name for name in existing if RESOLUTIONS.index(name) <= wanted]
@@ -73,16 +82,16 @@ def video_detail(video_id):
 @bp.get("/<int:video_id>/master.m3u8")
 @login_required
 def master_playlist(video_id):
-    video = ready_video(video_id)
-    return send_media(video.hls_path, "master.m3u8", PLAYLIST_TYPE, PLAYLIST_MAX_AGE)
+    hls_path, _renditions = published(video_id)
+    return send_media(hls_path, "master.m3u8", PLAYLIST_TYPE, PLAYLIST_MAX_AGE)
 
 
 @bp.get("/<int:video_id>/<resolution>/index.m3u8")
 @login_required
 def media_playlist(video_id, resolution):
-    video = ready_video(video_id)
-    rendition = rendition_for(video, resolution)
-    return send_media(f"{video.hls_path}/{rendition}", "index.m3u8", PLAYLIST_TYPE, PLAYLIST_MAX_AGE)
+    hls_path, renditions = published(video_id)
+    rendition = rendition_for(renditions, resolution)
+    return send_media(f"{hls_path}/{rendition}", "index.m3u8", PLAYLIST_TYPE, PLAYLIST_MAX_AGE)
 
 
 @bp.get("/<int:video_id>/<resolution>/<segment>")
@@ -91,6 +100,6 @@ def media_playlist(video_id, resolution):
 def media_segment(video_id, resolution, segment):
     if not SEGMENT_NAME.fullmatch(segment):
         abort(404, "Segment not found.")
-    video = ready_video(video_id)
-    rendition = rendition_for(video, resolution)
-    return send_media(f"{video.hls_path}/{rendition}", segment, SEGMENT_TYPE, SEGMENT_MAX_AGE)
+    hls_path, renditions = published(video_id)
+    rendition = rendition_for(renditions, resolution)
+    return send_media(f"{hls_path}/{rendition}", segment, SEGMENT_TYPE, SEGMENT_MAX_AGE)

@@ -1,6 +1,7 @@
 """Runs the pipeline of DESIGN.md for one video: probe, one ffmpeg for the whole ladder, poster,
 atomic publish. The ffmpeg arguments come from ladder.py; this module only runs them."""
 
+import contextlib
 import logging
 import os
 import shutil
@@ -187,7 +188,10 @@ class Job:
         remove_media(old_poster)
 
     def discard(self):
+        """Remove this job's work folder, and the video's folder if nothing else is in it."""
         shutil.rmtree(self.work_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.root.rmdir()
 
 
 def rendition_stats(folder):

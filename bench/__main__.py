@@ -1,0 +1,12 @@
+"""`python -m bench` (or `make bench`): every benchmark, one after the other."""
+
+import sys
+
+from bench import catalogue, serving, transcode
+
+if __name__ == "__main__":
+    failures = 0
+    for benchmark in (transcode, serving, catalogue):
+        failures += benchmark.main(["--steps"] if benchmark is transcode else []) != 0
+        print()
+    sys.exit(1 if failures else 0)

@@ -1,0 +1,170 @@
+"""Serving: the same ~2 MB segment fetched repeatedly over loopback with a valid cookie, side by side:
+(a) nginx serving the file statically, (b) the app under waitress (send_from_directory),
+(c) nginx in front of the app with X-Accel-Redirect (deploy/nginx.conf.template). Also the
+playlist endpoint. Load by wrk, bounded in time, to 127.0.0.1 only.
+
+    python -m bench.serving [--seconds 10] [--connections 16]
+"""
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from flask_jwt_extended import create_access_token
+
+from bench.common import machine, table
+from bench.nginx import Nginx, nginx_binary, render_conf, wait_for
+from videoflix import create_app
+from videoflix.auth.models import User
+from videoflix.extensions import db
+from videoflix.videos.models import Status, Video
+
+SEGMENT_BYTES = 2 * 1024 * 1024
+SECRET = "bench-secret-key-0123456789-abcdefghijklmnop"
+GOALS = {"b": 0.35, "c": 0.65}
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def prepare(folder):
+    """A database with one viewer and one ready video whose 480p rendition holds a 2 MB segment."""
+    media = folder / "media"
+    rendition = media / "hls" / "1" / "v1" / "480p"
+    rendition.mkdir(parents=True)
+    (rendition / "000.ts").write_bytes(os.urandom(SEGMENT_BYTES))
+    (rendition / "index.m3u8").write_text(
+        "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:6\n#EXT-X-PLAYLIST-TYPE:VOD\n"
+        "#EXTINF:6.000000,\n000.ts\n#EXT-X-ENDLIST\n"
+    )
+    database = f"sqlite:///{folder / 'bench.sqlite3'}"
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database, "MEDIA_ROOT": str(media), "SECRET_KEY": SECRET})
+    with app.app_context():
+        db.create_all()
+        user = User(email="bench@example.com", is_active=True)
+        user.set_password("bench-password-123")
+        db.session.add(user)
+        db.session.add(Video(title="Bench", category="Drama", status=Status.READY, hls_path="hls/1/v1",
+                             renditions=["480p"], poster_path="thumbnails/p.jpg"))  # fmt: skip
+        db.session.commit()
+        token = create_access_token(identity=str(user.id))
+    return database, media, token
+
+
+def start_app(database, media, port, threads, accel=None):
+    env = {**os.environ, "APP_ENV": "development", "DATABASE_URL": database, "MEDIA_ROOT": str(media),
+           "SECRET_KEY": SECRET, "RATELIMIT_ENABLED": "false"}  # fmt: skip
+    if accel:
+        env.update(MEDIA_ACCEL_REDIRECT=accel, PROXY_COUNT="1")
+    command = [
+        sys.executable,
+        "-m",
+        "waitress",
+        "--host=127.0.0.1",
+        f"--port={port}",
+        f"--threads={threads}",
+        "wsgi:app",
+    ]
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.Popen(command, env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def check_bytes(url, token, expected):
+    request = urllib.request.Request(url, headers={"Cookie": f"access_token={token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body = response.read()
+    if body != expected:
+        raise SystemExit(f"{url} served {len(body)} bytes that differ from the file: no figure reported")
+
+
+def wrk(url, token, seconds, connections):
+    command = [
+        "wrk",
+        "-t2",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "-H",
+        f"Cookie: access_token={token}",
+        url,
+    ]
+    output = subprocess.run(command, check=True, capture_output=True, text=True, timeout=seconds + 30).stdout
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if errors:
+        raise SystemExit(f"{url}: {errors.group(1)} error responses under load: no figure reported")
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50": _ms(re.search(r"50%\s+([\d.]+\w+)", output).group(1)),
+        "p99": _ms(re.search(r"99%\s+([\d.]+\w+)", output).group(1)),
+    }
+
+
+def _ms(text):
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=8, help="waitress threads (as in the Dockerfile)")
+    args = parser.parse_args(argv)
+    if not shutil.which("wrk") or not nginx_binary():
+        raise SystemExit("needs wrk and nginx (Debian: apt-get install wrk nginx)")
+    print(f"## Serving a {SEGMENT_BYTES >> 20} MB segment\n\n{machine()}; wrk -t2 -c{args.connections} "
+          f"-d{args.seconds}s on 127.0.0.1; waitress --threads={args.threads}\n")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="videoflix-bench-") as tmp:
+        folder = Path(tmp)
+        database, media, token = prepare(folder)
+        segment = (media / "hls/1/v1/480p/000.ts").read_bytes()
+        app_port, accel_port, nginx_port, static_port = (free_port() for _ in range(4))
+        static_server = f"server {{ listen 127.0.0.1:{static_port}; location /static/ {{ alias {media}/; }} }}"
+        conf = render_conf(folder / "nginx", nginx_port, f"127.0.0.1:{accel_port}", media, static_server)
+        direct = start_app(database, media, app_port, args.threads)
+        behind = start_app(database, media, accel_port, args.threads, accel="/protected-media")
+        try:
+            with Nginx(conf, folder / "nginx"):
+                targets = {
+                    "a": ("nginx, static file", f"http://127.0.0.1:{static_port}/static/hls/1/v1/480p/000.ts"),
+                    "b": ("app under waitress", f"http://127.0.0.1:{app_port}/api/video/1/480p/000.ts"),
+                    "c": ("nginx + app, X-Accel-Redirect", f"http://127.0.0.1:{nginx_port}/api/video/1/480p/000.ts"),
+                }
+                for _label, url in targets.values():
+                    wait_for(url)
+                    check_bytes(url, token, segment)
+                results = {key: wrk(url, token, args.seconds, args.connections) for key, (_l, url) in targets.items()}
+                playlist = wrk(f"http://127.0.0.1:{app_port}/api/video/1/480p/index.m3u8", token, args.seconds, 8)
+        finally:
+            for process in (direct, behind):
+                process.terminate()
+                process.wait(10)
+    rows = []
+    for key, (label, _url) in targets.items():
+        figures = results[key]
+        ratio = figures["rps"] / results["a"]["rps"]
+        rows.append([f"({key}) {label}", f"{figures['rps']:.0f}", f"{figures['rps'] * SEGMENT_BYTES / 2**20:.0f}",
+                     f"{figures['p50']:.1f}", f"{figures['p99']:.1f}", f"{ratio:.2f}"])  # fmt: skip
+    print(table(["server", "req/s", "MB/s", "p50 ms", "p99 ms", "÷ (a)"], rows))
+    print(f"\nPlaylist endpoint (app under waitress, 8 connections): {playlist['rps']:.0f} req/s, "
+          f"p50 {playlist['p50']:.1f} ms, p99 {playlist['p99']:.1f} ms\n")  # fmt: skip
+    met = True
+    for key, goal in GOALS.items():
+        ratio = results[key]["rps"] / results["a"]["rps"]
+        met &= ratio >= goal
+        print(f"- goal {'met' if ratio >= goal else 'MISSED'}: ({key})/(a) = {ratio:.2f} (goal ≥ {goal})")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
