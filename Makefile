@@ -22,8 +22,12 @@ run: install
 	$(BIN)/flask --app wsgi db upgrade
 	$(BIN)/flask --app wsgi serve --port $(PORT)
 
+# hls.js for the real-browser test, when npm is there (the test skips without it, and without Chromium).
+tests/browser/node_modules: tests/browser/package-lock.json
+	-command -v npm >/dev/null && npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+
 ## Run the test suite with coverage (SQLite; PostgreSQL + Redis when TEST_DATABASE_URL / TEST_REDIS_URL are set).
-test: install
+test: install tests/browser/node_modules
 	$(BIN)/python -m pytest
 
 lint: install

@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from aiosmtpd.controller import Controller
+from flask_jwt_extended import create_access_token
 
 from tests.conftest import PASSWORD, SPA_ORIGIN, create_user, free_port, running_app
 from videoflix.auth import tokens
@@ -483,12 +484,15 @@ def test_cors_exposes_length_and_range_headers(client, auth):
 # --- sliding access token ---
 
 
+def access_token(app, expires_in, version=0, user_id=1):
+    """An access token as login issues it, but with the lifetime left that a test needs."""
+    with app.app_context():
+        return create_access_token(str(user_id), expires_delta=expires_in, additional_claims={"ver": version})
+
+
 def test_access_token_near_expiry_is_renewed(app, client, auth):
     auth.signed_in()
-    with app.app_context():
-        from flask_jwt_extended import create_access_token
-
-        old = create_access_token(identity="1", expires_delta=timedelta(minutes=2))
+    old = access_token(app, timedelta(minutes=2))
     client.set_cookie("access_token", old)
     response = client.get("/api/video/")
     assert response.status_code == 200
@@ -503,13 +507,28 @@ def test_fresh_access_token_is_not_reissued(client, auth):
     assert not any(h.startswith("access_token=") for h in response.headers.getlist("Set-Cookie"))
 
 
-def test_expired_access_token_is_401(app, client, auth):
+def test_access_token_issued_before_a_password_reset_is_not_renewed(app, client, auth):
     auth.signed_in()
     with app.app_context():
-        from flask_jwt_extended import create_access_token
+        db.session.execute(db.update(User).values(token_version=User.token_version + 1))
+        db.session.commit()
+    client.set_cookie("access_token", access_token(app, timedelta(minutes=2), version=0))
+    response = client.get("/api/video/")
+    assert response.status_code == 200  # still valid for its last minutes, but not renewed
+    assert not any(h.startswith("access_token=") for h in response.headers.getlist("Set-Cookie"))
 
-        expired = create_access_token(identity="1", expires_delta=timedelta(seconds=-5))
-    client.set_cookie("access_token", expired)
+
+def test_expired_access_token_is_401(app, client, auth):
+    auth.signed_in()
+    client.set_cookie("access_token", access_token(app, timedelta(seconds=-5)))
+    response = client.get("/api/video/")
+    assert response.status_code == 401
+    assert response.get_json() == {"detail": "Token is invalid or expired."}
+
+
+def test_refresh_token_in_the_access_cookie_is_401(client, auth):
+    auth.signed_in()
+    client.set_cookie("access_token", cookie(client, "refresh_token"))
     response = client.get("/api/video/")
     assert response.status_code == 401
     assert response.get_json() == {"detail": "Token is invalid or expired."}

@@ -258,6 +258,9 @@ def test_requeueing_stops_the_running_job(slow_app, clips):
 
 def test_a_job_whose_worker_died_is_run_again(app, clips):
     video_id = _queued_video(app, clips["small"])
+    half_written = Path(app.config["MEDIA_ROOT"]) / "hls" / str(video_id) / ".tmp-deadjob" / "480p" / "000.ts"
+    half_written.parent.mkdir(parents=True)
+    half_written.write_bytes(b"partial")
     with app.app_context():
         video = db.session.get(Video, video_id)
         video.status, video.progress = Status.PROCESSING, 40
@@ -266,6 +269,7 @@ def test_a_job_whose_worker_died_is_run_again(app, clips):
         assert recover_stalled_jobs() == [video_id]
     video = get_video(app, video_id)
     assert video.status == Status.READY and video.renditions == ["480p"]
+    assert not half_written.parent.parent.exists()  # the dead worker's leftovers are gone
 
 
 def test_a_running_job_with_a_recent_heartbeat_is_left_alone(app, clips):

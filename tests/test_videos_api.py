@@ -307,7 +307,10 @@ def test_media_needs_authentication(hd_video, client, path):
 def test_segment_request_near_token_expiry_slides_the_session(app, hd_video, client):
     user_id = create_user(app)
     with app.app_context():
-        client.set_cookie("access_token", create_access_token(str(user_id), expires_delta=timedelta(minutes=1)))
+        soon_expired = create_access_token(
+            str(user_id), expires_delta=timedelta(minutes=1), additional_claims={"ver": 0}
+        )
+        client.set_cookie("access_token", soon_expired)
     response = client.get(f"/api/video/{hd_video.id}/480p/000.ts")
     assert response.status_code == 200
     assert any(h.startswith("access_token=") for h in response.headers.getlist("Set-Cookie"))

@@ -1,6 +1,5 @@
 """Operator commands: `flask create-admin`, `flask worker`, `flask serve`, `flask videos ...`."""
 
-import ctypes
 import os
 import shutil
 import signal
@@ -19,6 +18,7 @@ from huey.consumer import Consumer
 from videoflix.auth.models import User, normalize_email
 from videoflix.auth.passwords import password_problems
 from videoflix.extensions import db
+from videoflix.processes import die_with_parent
 from videoflix.tasks import huey
 from videoflix.uploads import SOURCE_DIR, media_path
 from videoflix.videos.models import CATEGORIES, Status, Video
@@ -65,12 +65,6 @@ def worker(workers):
     Consumer(huey, workers=threads, worker_type="thread", check_worker_health=True).run()
 
 
-def _die_with_parent():
-    """Linux: the worker gets SIGTERM if `flask serve` dies, so nothing is left behind."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 @click.command("serve")
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", type=int, default=None, help="Default: PORT.")
@@ -83,7 +77,7 @@ def serve(host, port, threads):
     port = port or current_app.config["PORT"]
     worker_process = subprocess.Popen(
         [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
-        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        preexec_fn=die_with_parent,
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     click.echo(f"Videoflix on http://{host}:{port}/api/ (admin: /admin/); worker pid {worker_process.pid}")

@@ -5,7 +5,6 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, request
-from flask_jwt_extended import create_access_token
 from marshmallow import ValidationError
 
 from videoflix.auth import emails, tokens
@@ -98,7 +97,7 @@ def refresh():
         claims = tokens.refresh_claims(encoded)
     except Exception:  # any decoding failure (signature, expiry, revocation) is the same 401
         return json_error(401, REFRESH_INVALID)
-    access = create_access_token(identity=claims["sub"])
+    access = tokens.new_access_token(claims["sub"], claims["ver"])
     response = jsonify({"detail": "Token refreshed", "access": access})
     tokens.set_access_cookie(response, access)
     return response

@@ -26,9 +26,9 @@ from videoflix.auth.models import RevokedToken, User
 from videoflix.extensions import db
 
 ACTIVATION = "activate"
+PASSWORD_RESET = "password-reset"
 NO_CREDENTIALS = "Authentication credentials were not provided."
 TOKEN_INVALID = "Token is invalid or expired."
-PASSWORD_RESET = "password-reset"
 
 
 # --- uidb64: the user id as URL-safe base64 without padding (as Django does it) ---
@@ -83,6 +83,11 @@ def user_for_account_token(uidb64, token, purpose):
 # --- JWT cookies ---
 
 
+def new_access_token(user_id, token_version):
+    """Tokens carry the user's token version: a password reset stops them from being renewed."""
+    return create_access_token(identity=str(user_id), additional_claims={"ver": token_version})
+
+
 def set_access_cookie(response, access):
     """The access token in its cookie, which lives exactly as long as the token."""
     max_age = int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds())
@@ -90,7 +95,7 @@ def set_access_cookie(response, access):
 
 
 def set_login_cookies(response, user):
-    set_access_cookie(response, create_access_token(identity=str(user.id)))
+    set_access_cookie(response, new_access_token(user.id, user.token_version))
     refresh = create_refresh_token(identity=str(user.id), additional_claims={"ver": user.token_version})
     set_refresh_cookies(response, refresh, max_age=int(current_app.config["JWT_REFRESH_TOKEN_EXPIRES"].total_seconds()))
     response.set_cookie(
@@ -162,8 +167,8 @@ def slide_access_token(response):
     remaining = claims["exp"] - datetime.now(UTC).timestamp()
     if remaining < lifetime / 3:
         user = db.session.get(User, int(claims["sub"]))
-        if user is not None and user.is_active:
-            set_access_cookie(response, create_access_token(identity=claims["sub"]))
+        if user is not None and user.is_active and user.token_version == claims.get("ver"):
+            set_access_cookie(response, new_access_token(user.id, user.token_version))
     return response
 
 

@@ -5,7 +5,7 @@ import re
 from flask import Blueprint, Response, abort, current_app, request, send_from_directory
 
 from videoflix.auth.tokens import login_required
-from videoflix.extensions import db, limiter
+from videoflix.extensions import db
 from videoflix.uploads import media_path
 from videoflix.videos import catalogue
 from videoflix.videos.ladder import RESOLUTIONS
@@ -13,7 +13,6 @@ from videoflix.videos.models import Video
 from videoflix.videos.schemas import CatalogueQuerySchema, VideoDetailSchema
 
 bp = Blueprint("videos", __name__, url_prefix="/api/video")
-limiter.exempt(bp)  # a player fetches a segment every few seconds; the limiter's check is pure cost here
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 SEGMENT_TYPE = "video/MP2T"

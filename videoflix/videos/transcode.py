@@ -19,6 +19,7 @@ from flask import current_app
 
 from videoflix.extensions import db
 from videoflix.media import POSTER_DIR
+from videoflix.processes import die_with_parent
 from videoflix.uploads import media_path, remove_media
 from videoflix.videos import ladder
 from videoflix.videos.models import Status, Video
@@ -53,7 +54,9 @@ def run_ffmpeg(command, timeout, on_progress=None, stderr_path=None):
     returning False stops it (Cancelled). Raises FFmpegFailed on a non-zero exit or a timeout."""
     stderr_path = stderr_path or os.devnull
     with open(stderr_path, "wb") as stderr:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
+        )
     timed_out = threading.Event()
 
     def kill_on_timeout():
@@ -136,7 +139,8 @@ class Job:
         source = media_path(video.source_path)
         info = probe(source)
         rungs = ladder.build_ladder(info)
-        shutil.rmtree(self.work_dir, ignore_errors=True)
+        for leftover in self.root.glob(".tmp-*"):  # this job's earlier try, or superseded jobs' work
+            shutil.rmtree(leftover, ignore_errors=True)
         self.work_dir.mkdir(parents=True)
         command = ladder.build_hls_command(
             ffmpeg_binary(), source, self.work_dir, info, rungs, current_app.config["TRANSCODE_PRESET"]
