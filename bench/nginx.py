@@ -59,10 +59,12 @@ def wait_for(url, timeout=10):
         try:
             urllib.request.urlopen(url, timeout=1).close()
             return
-        except urllib.error.HTTPError:
-            return  # it answers
+        except urllib.error.HTTPError as error:
+            if error.code not in (502, 503, 504):
+                return  # it answers (a 401 too); 502-504 is nginx while the app is not up yet
         except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.1)
+            pass
+        time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer within {timeout} s")
 
 
