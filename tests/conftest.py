@@ -78,12 +78,16 @@ def app(app_config):
         yield app
 
 
-@pytest.fixture
-def client(app):
+def spa_client(app):
     """A client that calls like the SPA: from its origin."""
     client = app.test_client()
     client.environ_base["HTTP_ORIGIN"] = SPA_ORIGIN
     return client
+
+
+@pytest.fixture
+def client(app):
+    return spa_client(app)
 
 
 @pytest.fixture

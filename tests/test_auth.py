@@ -9,7 +9,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from flask_jwt_extended import create_access_token
 
-from tests.conftest import PASSWORD, SPA_ORIGIN, create_user, free_port, running_app
+from tests.conftest import PASSWORD, SPA_ORIGIN, create_user, free_port, running_app, spa_client
 from videoflix.auth import tokens
 from videoflix.auth.models import User
 from videoflix.extensions import db
@@ -50,9 +50,7 @@ def mail_app(app_config, smtp):
 
 @pytest.fixture
 def mail_client(mail_app):
-    client = mail_app.test_client()
-    client.environ_base["HTTP_ORIGIN"] = SPA_ORIGIN
-    return client
+    return spa_client(mail_app)
 
 
 def register(client, email="new@example.com", password=PASSWORD, **extra):
@@ -358,8 +356,7 @@ def test_refresh_for_deactivated_or_deleted_user_is_refused(app, client, auth):
 
 def test_expired_refresh_token_is_refused(app_config):
     with running_app({**app_config, "JWT_REFRESH_TOKEN_EXPIRES": timedelta(seconds=1)}) as app:
-        client = app.test_client()
-        client.environ_base["HTTP_ORIGIN"] = SPA_ORIGIN
+        client = spa_client(app)
         create_user(app)
         login = client.post("/api/login/", json={"email": "viewer@example.com", "password": PASSWORD})
         assert login.status_code == 200
