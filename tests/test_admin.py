@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import FFMPEG, PASSWORD, create_user
+from tests.conftest import FFMPEG, PASSWORD, create_user, running_app
 from tests.helpers import get_video, media_files, only_video
 from videoflix.auth.models import User
 from videoflix.extensions import db
@@ -63,6 +63,13 @@ def test_login_form_needs_its_csrf_token(app, client):
     response = client.post("/admin/login/", data={"email": STAFF, "password": PASSWORD})
     assert response.status_code == 200
     assert client.get("/admin/video/").status_code == 302
+
+
+def test_staff_login_is_rate_limited(app_config):
+    with running_app({**app_config, "RATELIMIT_ENABLED": True, "RATELIMIT_AUTH": "2 per minute"}) as app:
+        client = app.test_client()
+        codes = [admin_login(client, password="wrong-password-1").status_code for _ in range(3)]
+        assert codes == [200, 200, 429]
 
 
 def test_staff_uploads_a_video_that_becomes_ready(app, staff, clips):

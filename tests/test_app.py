@@ -24,6 +24,14 @@ def test_health_names_an_unreachable_database(app_config):
     assert response.get_json() == {"status": "unavailable", "database": "unavailable", "queue": "ok"}
 
 
+def test_health_names_an_unreachable_queue(app_config):
+    broken_redis = "redis://127.0.0.1:1/0"
+    app = make_app({**app_config, "REDIS_URL": broken_redis, "HUEY_IMMEDIATE": False})
+    response = app.test_client().get("/api/health/")
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "unavailable", "database": "ok", "queue": "unavailable"}
+
+
 def test_unknown_api_path_is_json_404(client):
     response = client.get("/api/nothing-here/")
     assert response.status_code == 404

@@ -18,7 +18,8 @@ from wtforms import EmailField, FileField, PasswordField, SelectField, StringFie
 from wtforms.validators import DataRequired, InputRequired, Length, ValidationError
 
 from videoflix.auth.models import User, normalize_email
-from videoflix.extensions import db
+from videoflix.auth.routes import auth_limit
+from videoflix.extensions import db, limiter
 from videoflix.media import POSTER_DIR
 from videoflix.uploads import SOURCE_DIR, keep_upload, remove_media
 from videoflix.videos.models import CATEGORIES, Status, Video
@@ -62,6 +63,7 @@ class StaffIndexView(AdminIndexView):
         return self.render("admin/videoflix_index.html", counts=counts, staff=current_staff(), logout_form=SecureForm())
 
     @expose("/login/", methods=("GET", "POST"))
+    @limiter.limit(auth_limit, methods=["POST"])
     def login(self):
         form = LoginForm(request.form)
         if request.method == "POST" and form.validate():
