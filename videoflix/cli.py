@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from flask import current_app
 from flask.cli import with_appcontext
 from huey.consumer import Consumer
+from waitress import serve as waitress_serve
 
 from videoflix.auth.models import User, normalize_email
 from videoflix.auth.passwords import password_problems
@@ -65,6 +66,10 @@ def worker(workers):
     Consumer(huey, workers=threads, worker_type="thread", check_worker_health=True).run()
 
 
+def _stop(_signal_number, _frame):
+    raise KeyboardInterrupt
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", type=int, default=None, help="Default: PORT.")
@@ -72,14 +77,14 @@ def worker(workers):
 @with_appcontext
 def serve(host, port, threads):
     """Serve the API with waitress and run a worker beside it; Ctrl-C stops both."""
-    from waitress import serve as waitress_serve
-
     port = port or current_app.config["PORT"]
     worker_process = subprocess.Popen(
         [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
         preexec_fn=die_with_parent,
     )
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Explicit, since a shell that starts us in the background leaves SIGINT ignored.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, _stop)
     click.echo(f"Videoflix on http://{host}:{port}/api/ (admin: /admin/); worker pid {worker_process.pid}")
     try:
         waitress_serve(current_app._get_current_object(), host=host, port=port, threads=threads)
