@@ -115,7 +115,6 @@ class TestingConfig(Config):
     RATELIMIT_ENABLED = False
     MAIL_SERVER = None
     JWT_COOKIE_SECURE = False
-    FFMPEG_BINARY = _env("FFMPEG_BINARY")
 
 
 # The test suite runs against these when set (CI sets both); SQLite and no Redis otherwise.
