@@ -152,6 +152,7 @@ class VideoAdmin(StaffOnly, ModelView):
         "source": lambda _v, _c, video, _n: f"{video.width}×{video.height}" if video.width else "",
         "renditions": lambda _v, _c, video, _n: ", ".join(video.renditions or []),
         "error": _error_cell,
+        "created_at": lambda _v, _c, video, _n: video.created_at.strftime("%Y-%m-%d %H:%M"),
     }
     form_columns = ("title", "description", "category", "video_file", "poster_file")
     form_overrides = {"category": SelectField, "description": TextAreaField, "title": StringField}
