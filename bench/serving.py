@@ -141,6 +141,8 @@ def main(argv=None):
         direct = start_app(database, media, app_port, args.threads)
         behind = start_app(database, media, accel_port, args.threads, accel="/protected-media")
         try:
+            for port in (app_port, accel_port):  # before nginx, which would mark a slow upstream as down
+                wait_for(f"http://127.0.0.1:{port}/api/health/", timeout=30)
             with Nginx(conf, folder / "nginx"):
                 targets = {
                     "a": ("nginx, static file", f"http://127.0.0.1:{static_port}/static/hls/1/v1/480p/000.ts"),
