@@ -135,7 +135,7 @@ def test_upload_without_title_or_file_is_refused(app, staff, clips):
 
 
 def test_upload_over_the_size_limit_gets_a_clear_message(app, staff, clips):
-    app.config["MAX_CONTENT_LENGTH"] = 1024
+    app.config["MAX_UPLOAD_BYTES"] = 1024
     response = upload(staff, clips["small"])
     assert response.status_code == 302
     page = staff.get(response.headers["Location"]).get_data(as_text=True)

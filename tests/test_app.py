@@ -51,7 +51,13 @@ def test_body_that_is_not_a_json_object_is_400(client, body):
     assert response.get_json() == {"detail": "Request body must be a JSON object."}
 
 
-def test_unexpected_error_is_json_500_and_rolls_back(app, client):
+def test_oversized_api_body_is_json_413(client):
+    response = client.post("/api/login/", json={"email": "a@example.com", "password": "x" * 2**21})
+    assert response.status_code == 413
+    assert response.get_json() == {"detail": "Request body too large."}
+
+
+def test_unexpected_error_is_json_500(app, client):
     @app.get("/api/boom/")
     def boom():
         raise RuntimeError("boom")

@@ -30,7 +30,7 @@ def create_app(test_config=None):
 
 def derive_settings(app):
     cfg = app.config
-    cfg["MAX_CONTENT_LENGTH"] = cfg["MAX_UPLOAD_MB"] * 2**20
+    cfg["MAX_UPLOAD_BYTES"] = cfg["MAX_UPLOAD_MB"] * 2**20  # admin uploads; other bodies: MAX_CONTENT_LENGTH
     cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
     if cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
