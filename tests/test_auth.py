@@ -445,7 +445,8 @@ def test_mismatched_csrf_header_is_refused(client, auth):
 
 
 @pytest.mark.parametrize(
-    "path", ["/api/login/", "/api/video/", "/api/video/1/480p/index.m3u8", "/api/video/1/480p/000.ts"]
+    "path",
+    ["/api/login/", "/api/video/", "/api/video/1/480p/index.m3u8", "/api/video/1/480p/000.ts", "/api/not/a/route/"],
 )
 def test_preflight_from_allowed_origin(client, path):
     response = client.options(

@@ -38,6 +38,8 @@ def handle_http_exception(error):
         return redirect(request.url)
     if not is_api_request():
         return error
+    if request.method == "OPTIONS" and error.code in (404, 405):
+        return "", 200  # a CORS preflight succeeds on every /api/ path; flask-cors adds its headers
     # Our own abort(code, description) messages are kept; Werkzeug's stock texts are replaced,
     # and so is Flask-Limiter's (it names the limit).
     detail = error.description
