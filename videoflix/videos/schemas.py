@@ -1,7 +1,7 @@
 from datetime import UTC
 from pathlib import PurePosixPath
 
-from flask import url_for
+from flask import g, url_for
 from marshmallow import EXCLUDE, Schema, fields, validate
 
 from videoflix.videos.models import CATEGORIES
@@ -14,9 +14,14 @@ def iso_utc(moment):
 
 
 def poster_url(video):
+    """Absolute, public URL of the poster. The URL prefix is built once per request: url_for for
+    each of 10,000 rows was a third of rebuilding the catalogue."""
     if not video.poster_path:
         return None
-    return url_for("media.poster", filename=PurePosixPath(video.poster_path).name, _external=True)
+    prefix = g.get("poster_url_prefix")
+    if prefix is None:
+        prefix = g.poster_url_prefix = url_for("media.poster", filename="_", _external=True)[:-1]
+    return prefix + PurePosixPath(video.poster_path).name
 
 
 class VideoSchema(Schema):
