@@ -7,8 +7,6 @@ import re
 from difflib import SequenceMatcher
 from pathlib import Path
 
-from marshmallow import ValidationError
-
 MIN_LENGTH = 8
 MAX_SIMILARITY = 0.7
 COMMON_PASSWORDS_FILE = Path(__file__).with_name("common-passwords.txt.gz")
@@ -42,10 +40,3 @@ def password_problems(password, email=""):
     if email and _too_similar(password, email):
         problems.append("The password is too similar to the email.")
     return problems
-
-
-def validate_password(password, email="", field="password"):
-    """Raise a marshmallow ValidationError on `field` listing every rule the password breaks."""
-    problems = password_problems(password, email)
-    if problems:
-        raise ValidationError({field: problems})

@@ -37,20 +37,22 @@ class RegisterSchema(BodySchema):
 
 
 class NewPasswordSchema(BodySchema):
+    """A new password for the account of `email` (which it must not resemble)."""
+
     new_password = fields.String(required=True)
     confirm_password = fields.String(required=True)
+
+    def __init__(self, email="", **kwargs):
+        super().__init__(**kwargs)
+        self.email = email
 
     @validates_schema
     def check_passwords(self, data, **_kwargs):
         if data["new_password"] != data["confirm_password"]:
             raise ValidationError({"confirm_password": [PASSWORDS_DO_NOT_MATCH]})
-        problems = password_problems(data["new_password"], self.context_email)
+        problems = password_problems(data["new_password"], self.email)
         if problems:
             raise ValidationError({"new_password": problems})
-
-    def __init__(self, email="", **kwargs):
-        super().__init__(**kwargs)
-        self.context_email = email
 
 
 class EmailSchema(BodySchema):

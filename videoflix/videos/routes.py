@@ -16,7 +16,7 @@ bp = Blueprint("videos", __name__, url_prefix="/api/video")
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 SEGMENT_TYPE = "video/MP2T"
-SEGMENT_NAME = re.compile(r"^\d{3,5}\.ts$")
+SEGMENT_NAME = re.compile(r"\d{3,5}\.ts")  # matched whole (fullmatch)
 PLAYLIST_MAX_AGE = 0  # revalidate: cheap 304s, and a re-transcode shows at once
 SEGMENT_MAX_AGE = 3600
 
