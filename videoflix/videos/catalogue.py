@@ -6,6 +6,7 @@ it playable until the new ones replace them. A change that matters to the catalo
 version key, so every cached variant (hosts, categories) goes at once, in every process."""
 
 import json
+import os
 import uuid
 
 import sqlalchemy as sa
@@ -14,7 +15,6 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from videoflix.extensions import cache, db
-from videoflix.uploads import media_path
 from videoflix.videos.models import Video
 from videoflix.videos.schemas import VideoSchema
 
@@ -74,7 +74,7 @@ def published_renditions(video_id):
     is still the published one (and a cache server would cost more than the query it saves)."""
     remembered = current_app.extensions.setdefault("videoflix_published", {})
     found = remembered.get(video_id)
-    if found is None or not media_path(found[0]).is_dir():
+    if found is None or not os.path.isdir(os.path.join(current_app.config["MEDIA_ROOT"], found[0])):
         row = db.session.execute(
             sa.select(Video.hls_path, Video.renditions).where(Video.id == video_id, playable())
         ).first()

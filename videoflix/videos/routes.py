@@ -1,5 +1,6 @@
 """The video endpoints of API.md: catalogue, detail, and authorised HLS playlists and segments."""
 
+import os
 import re
 
 from flask import Blueprint, Response, abort, current_app, request, send_from_directory
@@ -54,7 +55,7 @@ def send_media(relative_dir, filename, mimetype, max_age):
     which answers Range (206) and conditional requests (304) itself."""
     accel_prefix = current_app.config["MEDIA_ACCEL_REDIRECT"]
     if accel_prefix:
-        if not (media_path(relative_dir) / filename).is_file():
+        if not os.path.isfile(os.path.join(current_app.config["MEDIA_ROOT"], relative_dir, filename)):
             abort(404, "Not found.")
         response = Response(mimetype=mimetype)
         response.headers["X-Accel-Redirect"] = f"{accel_prefix.rstrip('/')}/{relative_dir}/{filename}"
