@@ -10,7 +10,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from flask_jwt_extended import create_access_token
 
-from bench.common import machine, table
+from bench.common import free_port, machine, table
 from bench.nginx import Nginx, nginx_binary, render_conf, wait_for
 from videoflix import create_app
 from videoflix.auth.models import User
@@ -29,12 +28,6 @@ from videoflix.videos.models import Status, Video
 SEGMENT_BYTES = 2 * 1024 * 1024
 SECRET = "bench-secret-key-0123456789-abcdefghijklmnop"
 GOALS = {"b": 0.35, "c": 0.65}
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def prepare(folder):

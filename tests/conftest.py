@@ -1,5 +1,4 @@
 import os
-import socket
 import subprocess
 import threading
 from contextlib import contextmanager
@@ -10,6 +9,7 @@ import redis
 from flask.testing import FlaskClient
 
 import config
+from bench.common import free_port
 from videoflix import create_app
 from videoflix.auth.models import User
 from videoflix.extensions import db
@@ -163,12 +163,6 @@ def clips(tmp_path_factory):
 @pytest.fixture
 def media_root(app):
     return app.config["MEDIA_ROOT"]
-
-
-def free_port():
-    with socket.socket() as probe_socket:
-        probe_socket.bind(("127.0.0.1", 0))
-        return probe_socket.getsockname()[1]
 
 
 def require_or_skip(available, what, required_by):

@@ -15,6 +15,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from videoflix.extensions import cache, db
+from videoflix.uploads import media_file
 from videoflix.videos.models import Video
 from videoflix.videos.schemas import VideoSchema
 
@@ -74,7 +75,7 @@ def published_renditions(video_id):
     is still the published one (and a cache server would cost more than the query it saves)."""
     remembered = current_app.extensions.setdefault("videoflix_published", {})
     found = remembered.get(video_id)
-    if found is None or not os.path.isdir(os.path.join(current_app.config["MEDIA_ROOT"], found[0])):
+    if found is None or not os.path.isdir(media_file(found[0])):
         row = db.session.execute(
             sa.select(Video.hls_path, Video.renditions).where(Video.id == video_id, playable())
         ).first()

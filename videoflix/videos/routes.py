@@ -3,11 +3,12 @@
 import os
 import re
 
+import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, request, send_from_directory
 
 from videoflix.auth.tokens import login_required
 from videoflix.extensions import db
-from videoflix.uploads import media_path
+from videoflix.uploads import media_file, media_path
 from videoflix.videos import catalogue
 from videoflix.videos.ladder import RESOLUTIONS
 from videoflix.videos.models import Video
@@ -23,8 +24,8 @@ SEGMENT_MAX_AGE = 3600
 
 
 def ready_video(video_id):
-    video = db.session.get(Video, video_id)
-    if video is None or not video.hls_path:
+    video = db.session.scalar(sa.select(Video).where(Video.id == video_id, catalogue.playable()))
+    if video is None:
         abort(404, "Video not found.")
     return video
 
@@ -55,7 +56,7 @@ def send_media(relative_dir, filename, mimetype, max_age):
     which answers Range (206) and conditional requests (304) itself."""
     accel_prefix = current_app.config["MEDIA_ACCEL_REDIRECT"]
     if accel_prefix:
-        if not os.path.isfile(os.path.join(current_app.config["MEDIA_ROOT"], relative_dir, filename)):
+        if not os.path.isfile(media_file(relative_dir, filename)):
             abort(404, "Not found.")
         response = Response(mimetype=mimetype)
         response.headers["X-Accel-Redirect"] = f"{accel_prefix.rstrip('/')}/{relative_dir}/{filename}"
