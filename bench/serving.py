@@ -1,4 +1,5 @@
-"""Serving: the same ~2 MB segment fetched repeatedly over loopback with a valid cookie, side by side:
+"""Serving: the same ~2 MB segment fetched repeatedly over loopback as the SPA fetches it (a valid
+cookie and its Origin), side by side:
 (a) nginx serving the file statically, (b) the app under waitress (send_from_directory),
 (c) nginx in front of the app with X-Accel-Redirect (deploy/nginx.conf.template). Also the
 playlist endpoint. Load by wrk, bounded in time, to 127.0.0.1 only.
@@ -27,6 +28,7 @@ from videoflix.videos.models import Status, Video
 
 SEGMENT_BYTES = 2 * 1024 * 1024
 SECRET = "bench-secret-key-0123456789-abcdefghijklmnop"
+SPA_ORIGIN = "http://127.0.0.1:5500"  # hls.js in the SPA fetches cross-origin: Cookie and Origin
 GOALS = {"b": 0.35, "c": 0.65}
 
 
@@ -56,7 +58,7 @@ def prepare(folder):
 
 def start_app(database, media, port, threads, accel=None):
     env = {**os.environ, "APP_ENV": "development", "DATABASE_URL": database, "MEDIA_ROOT": str(media),
-           "SECRET_KEY": SECRET, "RATELIMIT_ENABLED": "false"}  # fmt: skip
+           "SECRET_KEY": SECRET, "RATELIMIT_ENABLED": "false", "CORS_ALLOWED_ORIGINS": SPA_ORIGIN}  # fmt: skip
     if accel:
         env.update(MEDIA_ACCEL_REDIRECT=accel, PROXY_COUNT="1")
     command = [
@@ -72,12 +74,20 @@ def start_app(database, media, port, threads, accel=None):
     return subprocess.Popen(command, env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def check_bytes(url, token, expected):
-    request = urllib.request.Request(url, headers={"Cookie": f"access_token={token}"})
+def request_headers(token):
+    return {"Cookie": f"access_token={token}", "Origin": SPA_ORIGIN}
+
+
+def check_response(url, token, expected, cors=True):
+    """The served bytes equal the file and, from the app, the SPA may read them (CORS)."""
+    request = urllib.request.Request(url, headers=request_headers(token))
     with urllib.request.urlopen(request, timeout=10) as response:
         body = response.read()
+        allowed_origin = response.headers.get("Access-Control-Allow-Origin")
     if body != expected:
         raise SystemExit(f"{url} served {len(body)} bytes that differ from the file: no figure reported")
+    if cors and allowed_origin != SPA_ORIGIN:
+        raise SystemExit(f"{url} does not allow the SPA's origin ({allowed_origin!r}): no figure reported")
 
 
 def wrk(url, token, seconds, connections):
@@ -87,8 +97,7 @@ def wrk(url, token, seconds, connections):
         f"-c{connections}",
         f"-d{seconds}s",
         "--latency",
-        "-H",
-        f"Cookie: access_token={token}",
+        *(argument for name, value in request_headers(token).items() for argument in ("-H", f"{name}: {value}")),
         url,
     ]
     output = subprocess.run(command, check=True, capture_output=True, text=True, timeout=seconds + 30).stdout
@@ -142,9 +151,9 @@ def main(argv=None):
                     "b": ("app under waitress", f"http://127.0.0.1:{app_port}/api/video/1/480p/000.ts"),
                     "c": ("nginx + app, X-Accel-Redirect", f"http://127.0.0.1:{nginx_port}/api/video/1/480p/000.ts"),
                 }
-                for _label, url in targets.values():
+                for key, (_label, url) in targets.items():
                     wait_for(url)
-                    check_bytes(url, token, segment)
+                    check_response(url, token, segment, cors=key != "a")
                 rounds = {key: [] for key in targets}
                 for _round in range(args.rounds):  # interleaved, so drift in the machine hits all alike
                     for key, (_label, url) in targets.items():

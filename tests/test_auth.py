@@ -5,11 +5,12 @@ from datetime import timedelta
 from email import policy
 from urllib.parse import parse_qs, urlsplit
 
+import jwt
 import pytest
 from aiosmtpd.controller import Controller
 from flask_jwt_extended import create_access_token
 
-from tests.conftest import PASSWORD, SPA_ORIGIN, create_user, free_port, running_app, spa_client
+from tests.conftest import PASSWORD, SPA_ORIGIN, create_user, free_port, make_app, running_app, spa_client
 from videoflix.auth import tokens
 from videoflix.auth.models import User
 from videoflix.extensions import db
@@ -520,6 +521,32 @@ def test_expired_access_token_is_401(app, client, auth):
     auth.signed_in()
     client.set_cookie("access_token", access_token(app, timedelta(seconds=-5)))
     response = client.get("/api/video/")
+    assert response.status_code == 401
+    assert response.get_json() == {"detail": "Token is invalid or expired."}
+
+
+def test_an_accepted_access_token_is_refused_once_it_expires(app, client, auth):
+    """Verified tokens are remembered per process; their expiry is still checked on every request."""
+    auth.signed_in()
+    short_lived = access_token(app, timedelta(seconds=2))
+    client.set_cookie("access_token", short_lived)
+    assert client.get("/api/video/").status_code == 200
+    expires_at = jwt.decode(short_lived, options={"verify_signature": False})["exp"]
+    time.sleep(max(0.0, expires_at - time.time()) + 0.05)
+    client.set_cookie("access_token", short_lived)  # not the renewed cookie the first answer set
+    response = client.get("/api/video/")
+    assert response.status_code == 401
+    assert response.get_json() == {"detail": "Token is invalid or expired."}
+
+
+def test_an_accepted_access_token_is_refused_under_another_secret_key(app_config, client, auth):
+    auth.signed_in()
+    token = cookie(client, "access_token")
+    assert client.get("/api/video/").status_code == 200
+    rotated = make_app({**app_config, "SECRET_KEY": "a-rotated-secret-key-that-is-long-enough-987"})
+    other_client = rotated.test_client()
+    other_client.set_cookie("access_token", token)
+    response = other_client.get("/api/video/")
     assert response.status_code == 401
     assert response.get_json() == {"detail": "Token is invalid or expired."}
 

@@ -9,6 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import config
 from videoflix import errors, tasks
 from videoflix.extensions import cache, cors, db, jwt, limiter, mail, migrate
+from videoflix.sessions import SessionInterface
 from videoflix.uploads import UploadRequest
 
 
@@ -16,6 +17,7 @@ def create_app(test_config=None):
     """Build the app from the environment's config, or from the testing config plus `test_config`."""
     app = Flask(__name__, instance_path=str(config.INSTANCE_DIR))
     app.request_class = UploadRequest
+    app.session_interface = SessionInterface()
     app.config.from_object(config.get_config("testing" if test_config is not None else None))
     app.config.from_mapping(test_config or {})
     derive_settings(app)

@@ -4,8 +4,10 @@ import base64
 import binascii
 import hashlib
 import secrets
+import time
 from datetime import UTC, datetime
-from functools import wraps
+from functools import lru_cache, wraps
+from types import MappingProxyType
 
 import jwt as pyjwt
 import redis
@@ -124,27 +126,31 @@ def refresh_claims(encoded):
 
 
 def access_claims():
-    """The claims of the request's valid access-token cookie; 401 JSON otherwise.
-
-    One PyJWT decode with the extension's own key, algorithm and leeway: flask-jwt-extended's
-    verify_jwt_in_request parses the token four times, which measured as a third of the cost of
-    an authorised segment request (bench/serving.py)."""
+    """The claims of the request's valid access-token cookie; 401 JSON otherwise."""
     encoded = request.cookies.get(current_app.config["JWT_ACCESS_COOKIE_NAME"])
     if not encoded:
         abort(401, NO_CREDENTIALS)
     try:
-        claims = pyjwt.decode(
-            encoded,
-            jwt_config.decode_key,
-            algorithms=jwt_config.decode_algorithms,
-            leeway=jwt_config.leeway,
-            options={"require": ["exp", "sub"]},
-        )
+        claims = signed_claims(encoded, jwt_config.decode_key, tuple(jwt_config.decode_algorithms))
     except pyjwt.PyJWTError:
         abort(401, TOKEN_INVALID)
-    if claims.get("type") != "access":
+    if claims.get("type") != "access" or claims["exp"] + jwt_config.leeway < time.time():
         abort(401, TOKEN_INVALID)
     return claims
+
+
+@lru_cache(maxsize=4096)
+def signed_claims(encoded, key, algorithms):
+    """The read-only claims of a token whose signature verifies; its expiry is checked per request.
+
+    One PyJWT decode per token and process, with flask-jwt-extended's own key and algorithms:
+    its verify_jwt_in_request parses a token four times, and even one decode was a fifth of the
+    cost of an authorised segment request (bench/serving.py). Keyed by the exact token and key;
+    bad tokens raise, so they are never remembered."""
+    claims = pyjwt.decode(
+        encoded, key, algorithms=list(algorithms), options={"require": ["exp", "sub"], "verify_exp": False}
+    )
+    return MappingProxyType(claims)
 
 
 def login_required(view):
