@@ -138,7 +138,9 @@ def main(argv=None):
         database, media, token = prepare(folder)
         segment = (media / "hls/1/v1/480p/000.ts").read_bytes()
         app_port, accel_port, nginx_port, static_port = (free_port() for _ in range(4))
-        static_server = f"server {{ listen 127.0.0.1:{static_port}; location /static/ {{ alias {media}/; }} }}"
+        # (a) sends the file as the shipped /protected-media/ location does (sendfile, tcp_nopush).
+        static_server = (f"server {{ listen 127.0.0.1:{static_port}; "
+                         f"location /static/ {{ alias {media}/; sendfile on; tcp_nopush on; }} }}")  # fmt: skip
         conf = render_conf(folder / "nginx", nginx_port, f"127.0.0.1:{accel_port}", media, static_server)
         direct = start_app(database, media, app_port, args.threads)
         behind = start_app(database, media, accel_port, args.threads, accel="/protected-media")
