@@ -131,7 +131,7 @@ def access_claims():
     if not encoded:
         abort(401, NO_CREDENTIALS)
     try:
-        claims = signed_claims(encoded, jwt_config.decode_key, tuple(jwt_config.decode_algorithms))
+        claims = signed_claims(encoded, jwt_config.decode_key, tuple(jwt_config.decode_algorithms), jwt_config.leeway)
     except pyjwt.PyJWTError:
         abort(401, TOKEN_INVALID)
     if claims.get("type") != "access" or claims["exp"] + jwt_config.leeway < time.time():
@@ -140,15 +140,19 @@ def access_claims():
 
 
 @lru_cache(maxsize=4096)
-def signed_claims(encoded, key, algorithms):
+def signed_claims(encoded, key, algorithms, leeway):
     """The read-only claims of a token whose signature verifies; its expiry is checked per request.
 
-    One PyJWT decode per token and process, with flask-jwt-extended's own key and algorithms:
-    its verify_jwt_in_request parses a token four times, and even one decode was a fifth of the
-    cost of an authorised segment request (bench/serving.py). Keyed by the exact token and key;
-    bad tokens raise, so they are never remembered."""
+    One PyJWT decode per token and process, with flask-jwt-extended's own key, algorithms and
+    leeway: its verify_jwt_in_request parses a token four times, and even one decode was a quarter
+    of the in-process cost of an authorised segment request (bench/serving.py). Keyed by the exact
+    token and settings; bad tokens raise, so they are never remembered."""
     claims = pyjwt.decode(
-        encoded, key, algorithms=list(algorithms), options={"require": ["exp", "sub"], "verify_exp": False}
+        encoded,
+        key,
+        algorithms=list(algorithms),
+        leeway=leeway,
+        options={"require": ["exp", "sub"], "verify_exp": False},
     )
     return MappingProxyType(claims)
 
