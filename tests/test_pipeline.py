@@ -173,8 +173,9 @@ def test_cli_list_and_retranscode(app, runner, clips):
     assert runner.invoke(args=["videos", "retranscode", "999"]).exit_code == 1
 
 
-def _run_job_in_thread(app, video_id):
-    """Run a video's current job in a background thread, as a worker would; returns (thread, result)."""
+def _job_caught_running(app, video_id, timeout=30):
+    """Run a video's current job in a background thread, as a worker would, and return once it is
+    transcoding: (thread, outcome), where outcome["status"] is the job's result after the join."""
     with app.app_context():
         job_id = db.session.get(Video, video_id).job_id
     outcome = {}
@@ -185,15 +186,11 @@ def _run_job_in_thread(app, video_id):
 
     thread = threading.Thread(target=work)
     thread.start()
-    return thread, outcome
-
-
-def _wait_for_processing(app, video_id, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         video = get_video(app, video_id)
         if video.status == Status.PROCESSING and video.progress > 0:
-            return
+            return thread, outcome
         time.sleep(0.05)
     raise AssertionError("the job never started")
 
@@ -208,8 +205,7 @@ def slow_app(app):
 def test_deleting_a_video_during_its_transcode_leaves_nothing(slow_app, clips):
     app = slow_app
     video_id = _queued_video(app, clips["long"])
-    thread, outcome = _run_job_in_thread(app, video_id)
-    _wait_for_processing(app, video_id)
+    thread, outcome = _job_caught_running(app, video_id)
     with app.app_context():
         video = db.session.get(Video, video_id)
         db.session.delete(video)
@@ -232,8 +228,7 @@ def test_retranscode_keeps_the_old_renditions_until_the_new_ones_are_ready(slow_
         video = db.session.get(Video, old.id)
         video.job_id, video.status = "b" * 32, Status.PENDING
         db.session.commit()
-    thread, outcome = _run_job_in_thread(app, old.id)
-    _wait_for_processing(app, old.id)
+    thread, outcome = _job_caught_running(app, old.id)
     assert old_playlist.is_file()  # still playable mid-job
     assert get_video(app, old.id).hls_path == old.hls_path
     thread.join(120)
@@ -246,8 +241,7 @@ def test_retranscode_keeps_the_old_renditions_until_the_new_ones_are_ready(slow_
 def test_requeueing_stops_the_running_job(slow_app, clips):
     app = slow_app
     video_id = _queued_video(app, clips["long"])
-    thread, outcome = _run_job_in_thread(app, video_id)
-    _wait_for_processing(app, video_id)
+    thread, outcome = _job_caught_running(app, video_id)
     with app.app_context():
         db.session.get(Video, video_id).job_id = "c" * 32
         db.session.commit()
