@@ -34,6 +34,7 @@ test: install tests/browser/node_modules
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 ## Benchmarks: transcoding, serving and catalogue, side by side (minutes, not seconds).
 bench: install

@@ -94,7 +94,7 @@ class Config:
     MAX_UPLOAD_MB = int(_env("MAX_UPLOAD_MB", "8192"))
     MAX_CONTENT_LENGTH = 2**20  # any request body but an admin upload (JSON bodies are tiny)
     MEDIA_ACCEL_REDIRECT = _env("MEDIA_ACCEL_REDIRECT")
-    # Per-rung x264 settings; see videoflix/videos/ladder.py for the defaults.
+    # Per-rung x264 settings; see videoflix/media/ladder.py for the defaults.
     TRANSCODE_PRESET = _env("TRANSCODE_PRESET")
     TRANSCODE_TIMEOUT_FACTOR = float(_env("TRANSCODE_TIMEOUT_FACTOR", "10"))
 
@@ -116,6 +116,25 @@ class TestingConfig(Config):
     RATELIMIT_ENABLED = False
     MAIL_SERVER = None
     JWT_COOKIE_SECURE = False
+
+
+def derived(settings):
+    """Settings that follow from others. The factory applies them after any overrides (tests pass
+    theirs into the factory), so they always agree with what the app really runs on."""
+    redis_url = settings["REDIS_URL"]
+    sqlite = settings["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+    values = {
+        "MAX_UPLOAD_BYTES": settings["MAX_UPLOAD_MB"] * 2**20,  # admin uploads; other bodies: MAX_CONTENT_LENGTH
+        "SQLALCHEMY_ENGINE_OPTIONS": {"connect_args": {"timeout": 30}} if sqlite else {"pool_pre_ping": True},
+        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        "RATELIMIT_HEADERS_ENABLED": True,
+    }
+    if redis_url:
+        values.update(CACHE_TYPE="RedisCache", CACHE_REDIS_URL=redis_url, CACHE_KEY_PREFIX="videoflix:")
+    else:
+        # Shared on disk so the worker process can invalidate what the web process cached.
+        values.update(CACHE_TYPE="FileSystemCache", CACHE_DIR=settings["CACHE_DIR"], CACHE_THRESHOLD=0)
+    return values
 
 
 # The test suite runs against these when set (CI sets both); SQLite and no Redis otherwise.

@@ -3,7 +3,6 @@
 import os
 import platform
 import resource
-import socket
 import subprocess
 import time
 from contextlib import contextmanager
@@ -50,10 +49,3 @@ def table(headers, rows):
 def percentile(values, fraction):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
-
-
-def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from flask_jwt_extended import create_access_token
 
-from bench.common import free_port, machine, table
-from bench.nginx import Nginx, nginx_binary, render_conf, wait_for
+from bench.common import machine, table
+from tests.servers import Nginx, free_port, nginx_binary, render_conf, wait_for
 from videoflix import create_app
 from videoflix.auth.models import User
 from videoflix.extensions import db

@@ -23,11 +23,11 @@ import m3u8
 from bench.common import machine, measured, run, table
 from videoflix import create_app
 from videoflix.extensions import db
-from videoflix.uploads import SOURCE_DIR
-from videoflix.videos import ladder
+from videoflix.media import ladder
+from videoflix.media.probe import probe
+from videoflix.pipeline.tasks import enqueue_transcode
+from videoflix.storage import keys
 from videoflix.videos.models import Status, Video
-from videoflix.videos.probe import probe
-from videoflix.videos.tasks import enqueue_transcode
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 # The seed: one ffmpeg per rendition, fixed bitrates, ffmpeg's default preset (medium), 10 s segments.
@@ -119,9 +119,9 @@ def upload_to_playable(source, workdir):
                       "CACHE_DIR": str(workdir / "cache"), "SECRET_KEY": "bench-" + "x" * 40})  # fmt: skip
     with app.app_context():
         db.create_all()
-        (media / SOURCE_DIR).mkdir(parents=True)
-        shutil.copyfile(source, media / SOURCE_DIR / "upload.mp4")
-        video = Video(title="Bench", category="Drama", source_path=f"{SOURCE_DIR}/upload.mp4")
+        (media / keys.SOURCES).mkdir(parents=True)
+        shutil.copyfile(source, media / keys.SOURCES / "upload.mp4")
+        video = Video(title="Bench", category="Drama", source_path=f"{keys.SOURCES}/upload.mp4")
         db.session.add(video)
         db.session.commit()
         started = time.perf_counter()

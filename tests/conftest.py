@@ -9,7 +9,7 @@ import redis
 from flask.testing import FlaskClient
 
 import config
-from bench.common import free_port
+from tests.servers import free_port
 from videoflix import create_app
 from videoflix.auth.models import User
 from videoflix.extensions import db

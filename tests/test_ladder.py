@@ -1,17 +1,11 @@
-"""The ladder and the ffmpeg command are pure functions: checked here without running ffmpeg."""
+"""The ladder, the ffmpeg command and the master playlist are pure functions: checked here without
+running ffmpeg."""
 
 import pytest
 
-from videoflix.videos.ladder import (
-    STANDARD_RUNGS,
-    Probe,
-    RenditionStats,
-    build_hls_command,
-    build_ladder,
-    build_master_playlist,
-    keyframe_interval,
-    transcode_timeout,
-)
+from videoflix.media.ladder import STANDARD_RUNGS, build_hls_command, build_ladder, keyframe_interval, transcode_timeout
+from videoflix.media.playlists import RenditionStats, build_master_playlist
+from videoflix.media.probe import Probe
 
 
 def probe(width, height, fps=25.0, audio=True, duration=10.0):

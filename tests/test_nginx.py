@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.nginx import Nginx, nginx_binary, render_conf, wait_for
 from tests.conftest import PASSWORD, create_user, free_port, require_or_skip, running_app
 from tests.helpers import import_video, only_video
+from tests.servers import Nginx, nginx_binary, render_conf, wait_for
 
 pytestmark = pytest.mark.nginx
 

@@ -18,10 +18,12 @@ from tests.helpers import (
     starts_with_keyframe,
 )
 from videoflix.extensions import db
-from videoflix.uploads import SOURCE_DIR
-from videoflix.videos import transcode
+from videoflix.media.ffmpeg import FFmpegFailed, run_ffmpeg
+from videoflix.pipeline.cleanup import delete_video_media
+from videoflix.pipeline.steps import transcode
+from videoflix.pipeline.tasks import enqueue_transcode, recover_stalled_jobs
+from videoflix.storage import keys
 from videoflix.videos.models import Status, Video
-from videoflix.videos.tasks import delete_video_files, enqueue_transcode, recover_stalled_jobs
 
 ONE_FRAME = 1 / 25
 
@@ -61,7 +63,7 @@ def test_1080p_source_gets_three_aligned_rungs_a_master_and_a_poster(app, runner
 
     poster = Path(app.config["MEDIA_ROOT"]) / video.poster_path
     assert poster.read_bytes()[:3] == b"\xff\xd8\xff"  # a JPEG
-    assert not any(".tmp-" in path for path in media_files(app))
+    assert not any(path.startswith(".work/") for path in media_files(app))
 
 
 def test_720p_source_has_no_1080p_rung(app, runner, clips):
@@ -131,7 +133,7 @@ def test_cli_import_refuses_a_missing_file_and_a_wrong_extension(app, runner, tm
 
 def _queued_video(app, clip):
     """A video whose job is recorded but not run (as if waiting in the queue)."""
-    relative = f"{SOURCE_DIR}/queued.mp4"
+    relative = f"{keys.SOURCES}/queued.mp4"
     path = Path(app.config["MEDIA_ROOT"]) / relative
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(clip.read_bytes())
@@ -182,7 +184,7 @@ def _job_caught_running(app, video_id, timeout=30):
 
     def work():
         with app.app_context():
-            outcome["status"] = transcode.transcode(video_id, job_id)
+            outcome["status"] = transcode(video_id, job_id)
 
     thread = threading.Thread(target=work)
     thread.start()
@@ -210,7 +212,7 @@ def test_deleting_a_video_during_its_transcode_leaves_nothing(slow_app, clips):
         video = db.session.get(Video, video_id)
         db.session.delete(video)
         db.session.commit()
-        delete_video_files(video)
+        delete_video_media(video)
     thread.join(60)
     assert outcome["status"] == "cancelled"
     assert media_files(app) == []
@@ -247,12 +249,13 @@ def test_requeueing_stops_the_running_job(slow_app, clips):
         db.session.commit()
     thread.join(60)
     assert outcome["status"] == "cancelled"
-    assert not any(".tmp-" in path for path in media_files(app))
+    assert not any(path.startswith(".work/") for path in media_files(app))
 
 
 def test_a_job_whose_worker_died_is_run_again(app, clips):
     video_id = _queued_video(app, clips["small"])
-    half_written = Path(app.config["MEDIA_ROOT"]) / "hls" / str(video_id) / ".tmp-deadjob" / "480p" / "000.ts"
+    dead_workspace = Path(app.config["MEDIA_ROOT"]) / ".work" / str(video_id) / "deadjob"
+    half_written = dead_workspace / "hls" / "480p" / "000.ts"
     half_written.parent.mkdir(parents=True)
     half_written.write_bytes(b"partial")
     with app.app_context():
@@ -263,7 +266,7 @@ def test_a_job_whose_worker_died_is_run_again(app, clips):
         assert recover_stalled_jobs() == [video_id]
     video = get_video(app, video_id)
     assert video.status == Status.READY and video.renditions == ["480p"]
-    assert not half_written.parent.parent.exists()  # the dead worker's leftovers are gone
+    assert not dead_workspace.exists()  # the dead worker's leftovers are gone
 
 
 def test_a_running_job_with_a_recent_heartbeat_is_left_alone(app, clips):
@@ -282,14 +285,14 @@ def test_transient_failures_are_retried_then_marked_failed(app, clips, tmp_path)
     app.config["FFMPEG_BINARY"] = str(broken)
     video_id = _queued_video(app, clips["small"])
     with app.app_context():
-        with pytest.raises(transcode.FFmpegFailed):
-            transcode.transcode(video_id, "a" * 32, retries_left=1)
+        with pytest.raises(FFmpegFailed):
+            transcode(video_id, "a" * 32, retries_left=1)
         assert db.session.get(Video, video_id).status == Status.PROCESSING
-        assert transcode.transcode(video_id, "a" * 32, retries_left=0) == Status.FAILED
+        assert transcode(video_id, "a" * 32, retries_left=0) == Status.FAILED
     video = get_video(app, video_id)
     assert video.status == Status.FAILED
     assert video.error == "ffmpeg exited with status 1.\nsimulated encoder crash"
-    assert not any(".tmp-" in path for path in media_files(app))
+    assert not any(path.startswith(".work/") for path in media_files(app))
 
 
 def test_ffmpeg_is_stopped_at_its_timeout(app, tmp_path):
@@ -297,6 +300,6 @@ def test_ffmpeg_is_stopped_at_its_timeout(app, tmp_path):
     sleeper.write_text("#!/bin/sh\nexec sleep 30\n")
     sleeper.chmod(0o755)
     started = time.monotonic()
-    with app.app_context(), pytest.raises(transcode.FFmpegFailed, match="timed out after 1 s"):
-        transcode.run_ffmpeg([str(sleeper)], timeout=1)
+    with app.app_context(), pytest.raises(FFmpegFailed, match="timed out after 1 s"):
+        run_ffmpeg([str(sleeper)], timeout=1)
     assert time.monotonic() - started < 10

@@ -11,8 +11,8 @@ from flask_jwt_extended import create_access_token
 from tests.conftest import create_user
 from tests.helpers import import_video, only_video
 from videoflix.extensions import db
+from videoflix.pipeline.cleanup import delete_video_media
 from videoflix.videos.models import Status, Video
-from videoflix.videos.tasks import delete_video_files
 
 NO_CREDENTIALS = {"detail": "Authentication credentials were not provided."}
 
@@ -175,7 +175,7 @@ def test_playback_follows_a_new_published_version_at_once(app, hd_video, viewer)
         video = db.session.get(Video, hd_video.id)
         db.session.delete(video)
         db.session.commit()
-        delete_video_files(video)
+        delete_video_media(video)
     assert viewer.get(f"/api/video/{hd_video.id}/480p/000.ts").status_code == 404
 
 

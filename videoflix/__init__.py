@@ -7,10 +7,10 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config
-from videoflix import errors, tasks
+from videoflix import errors, queue, storage
 from videoflix.extensions import cache, cors, db, jwt, limiter, mail, migrate
 from videoflix.sessions import SessionInterface
-from videoflix.uploads import UploadRequest
+from videoflix.storage.uploads import UploadRequest
 
 
 def create_app(test_config=None):
@@ -20,8 +20,9 @@ def create_app(test_config=None):
     app.session_interface = SessionInterface()
     app.config.from_object(config.get_config("testing" if test_config is not None else None))
     app.config.from_mapping(test_config or {})
-    derive_settings(app)
+    app.config.from_mapping(config.derived(app.config))
     refuse_unsafe_production(app)
+    prepare_instance(app)
     register_extensions(app)
     register_blueprints(app)
     errors.init_app(app)
@@ -30,21 +31,9 @@ def create_app(test_config=None):
     return app
 
 
-def derive_settings(app):
-    cfg = app.config
-    cfg["MAX_UPLOAD_BYTES"] = cfg["MAX_UPLOAD_MB"] * 2**20  # admin uploads; other bodies: MAX_CONTENT_LENGTH
-    cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
-    if cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
-    redis_url = cfg["REDIS_URL"]
-    cfg["RATELIMIT_STORAGE_URI"] = redis_url or "memory://"
-    cfg["RATELIMIT_HEADERS_ENABLED"] = True
-    if redis_url:
-        cfg.update(CACHE_TYPE="RedisCache", CACHE_REDIS_URL=redis_url, CACHE_KEY_PREFIX="videoflix:")
-    else:
-        # Shared on disk so the worker process can invalidate what the web process cached.
-        cfg.update(CACHE_TYPE="FileSystemCache", CACHE_DIR=cfg["CACHE_DIR"], CACHE_THRESHOLD=0)
-    for directory in (cfg["MEDIA_ROOT"], cfg["OUTBOX_DIR"], Path(cfg["HUEY_SQLITE_PATH"]).parent):
+def prepare_instance(app):
+    """The embedded default's folders, and log lines with a time outside debug mode."""
+    for directory in (app.config["OUTBOX_DIR"], Path(app.config["HUEY_SQLITE_PATH"]).parent):
         Path(directory).mkdir(parents=True, exist_ok=True)
     if not app.debug:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -83,7 +72,8 @@ def register_extensions(app):
         expose_headers=["Content-Length", "Content-Range"],
         max_age=600,
     )
-    tasks.init_app(app)
+    queue.init_app(app)
+    storage.init_app(app)
     if app.config["PROXY_COUNT"]:
         count = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
@@ -102,14 +92,15 @@ def _tune_sqlite(engine):
 
 
 def register_blueprints(app):
-    from videoflix import health, media
+    from videoflix import health
     from videoflix.auth import routes as auth_routes
+    from videoflix.videos import posters
     from videoflix.videos import routes as video_routes
 
     app.register_blueprint(health.bp)
     app.register_blueprint(auth_routes.bp)
     app.register_blueprint(video_routes.bp)
-    app.register_blueprint(media.bp)
+    app.register_blueprint(posters.bp)
     auth_routes.init_app(app)
 
 

@@ -3,6 +3,7 @@
 Staff sign in with a session (the SPA's cookie JWTs are for the API); every form is CSRF-protected
 by Flask-Admin's SecureForm."""
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -15,16 +16,16 @@ from flask_admin.form import SecureForm
 from flask_admin.theme import Bootstrap4Theme
 from markupsafe import Markup, escape
 from wtforms import EmailField, FileField, PasswordField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, InputRequired, Length, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, StopValidation, ValidationError
 
+from videoflix.auth.limits import auth_limit
 from videoflix.auth.models import User, normalize_email
-from videoflix.auth.routes import auth_limit
 from videoflix.extensions import db, limiter
-from videoflix.media import POSTER_DIR
-from videoflix.uploads import SOURCE_DIR, keep_upload, remove_media
+from videoflix.media.probe import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, NotAVideo, check_image, probe
+from videoflix.pipeline.cleanup import delete_video_media
+from videoflix.pipeline.tasks import enqueue_transcode, queued_jobs
+from videoflix.storage import keys, media_store
 from videoflix.videos.models import CATEGORIES, Status, Video
-from videoflix.videos.probe import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, NotAVideo, check_image, probe
-from videoflix.videos.tasks import delete_video_files, enqueue_transcode, queued_jobs
 
 STAFF_SESSION_KEY = "staff_user_id"
 
@@ -86,30 +87,36 @@ def _extension(filename):
     return Path(filename or "").suffix.lower()
 
 
-def validate_video_file(form, field):
-    upload = field.data
-    if not upload or not getattr(upload, "filename", ""):
-        if form._obj is None:  # a new video needs a file; an edit may keep the old one
-            raise ValidationError("Choose a video file.")
-        return
-    if _extension(upload.filename) not in VIDEO_EXTENSIONS:
-        raise ValidationError(f"Unsupported file type; use one of {', '.join(VIDEO_EXTENSIONS)}.")
-    try:
-        probe(upload.stream.name)
-    except NotAVideo as error:
-        raise ValidationError(str(error)) from None
+def _chosen(upload):
+    """True when the form's file field carries a file (an edit may leave it empty)."""
+    return bool(upload and getattr(upload, "filename", ""))
 
 
-def validate_poster_file(form, field):
-    upload = field.data
-    if not upload or not getattr(upload, "filename", ""):
-        return
-    if _extension(upload.filename) not in IMAGE_EXTENSIONS:
-        raise ValidationError(f"Unsupported image type; use one of {', '.join(IMAGE_EXTENSIONS)}.")
-    try:
-        check_image(upload.stream.name)
-    except NotAVideo as error:
-        raise ValidationError(str(error)) from None
+def require_video_file(_form, field):
+    if not _chosen(field.data):
+        raise StopValidation("Choose a video file.")
+
+
+def upload_validator(kind, extensions, check):
+    """A validator for an optional file field: the extension first, then `check` reads the file
+    (it raises NotAVideo with a readable reason)."""
+
+    def validate(_form, field):
+        upload = field.data
+        if not _chosen(upload):
+            return
+        if _extension(upload.filename) not in extensions:
+            raise ValidationError(f"Unsupported {kind} type; use one of {', '.join(extensions)}.")
+        try:
+            check(upload.stream.name)
+        except NotAVideo as error:
+            raise ValidationError(str(error)) from None
+
+    return validate
+
+
+validate_video_file = upload_validator("file", VIDEO_EXTENSIONS, probe)
+validate_poster_file = upload_validator("image", IMAGE_EXTENSIONS, check_image)
 
 
 def _status_cell(_view, _context, video, _name):
@@ -137,6 +144,24 @@ def _error_cell(_view, _context, video, _name):
     if not rest:
         return first
     return Markup("{}<details><summary>ffmpeg output</summary><pre>{}</pre></details>").format(first, escape(rest))
+
+
+@dataclass
+class StoredUploads:
+    """What one admin form request put in the store, passed from the hook before the commit to the
+    hooks after it: the keys it stored (removed if the save fails), the keys they replace (removed
+    once the save is committed), and whether the video needs a transcode."""
+
+    needs_transcode: bool
+    stored: list = field(default_factory=list)
+    replaced: list = field(default_factory=list)
+
+    def keep(self, upload, key, replacing):
+        media_store().put_file(key, upload.stream.name)
+        self.stored.append(key)
+        if replacing:
+            self.replaced.append(replacing)
+        return key
 
 
 class VideoAdmin(StaffOnly, ModelView):
@@ -167,35 +192,43 @@ class VideoAdmin(StaffOnly, ModelView):
         ),
     }
 
+    def get_create_form(self):
+        """A new video needs a file; an edit may keep the one it has."""
+        form_class = super().get_create_form()
+
+        class CreateVideoForm(form_class):
+            video_file = FileField("Video file", validators=[require_video_file, validate_video_file])
+
+        return CreateVideoForm
+
     def on_model_change(self, form, model, is_created):
+        uploads = g.stored_uploads = StoredUploads(needs_transcode=is_created)
         video_upload, poster_upload = form.video_file.data, form.poster_file.data
-        model._needs_transcode = is_created
-        g.kept_uploads = []
-        if video_upload and video_upload.filename:
-            model._old_source = model.source_path
-            model.source_path = keep_upload(video_upload, SOURCE_DIR, _extension(video_upload.filename))
-            g.kept_uploads.append(model.source_path)
-            model._needs_transcode = True
-        if poster_upload and poster_upload.filename:
-            model._old_poster = model.poster_path
-            model.poster_path = keep_upload(poster_upload, POSTER_DIR, _extension(poster_upload.filename))
-            g.kept_uploads.append(model.poster_path)
+        if _chosen(video_upload):
+            source = keys.new_source(_extension(video_upload.filename))
+            model.source_path = uploads.keep(video_upload, source, replacing=model.source_path)
+            uploads.needs_transcode = True
+        if _chosen(poster_upload):
+            poster = keys.new_poster(_extension(poster_upload.filename))
+            model.poster_path = uploads.keep(poster_upload, poster, replacing=model.poster_path)
             model.poster_uploaded = True
 
     def after_model_change(self, form, model, is_created):
-        for old in (getattr(model, "_old_source", None), getattr(model, "_old_poster", None)):
-            remove_media(old)
-        if getattr(model, "_needs_transcode", False):
+        uploads = g.pop("stored_uploads")
+        for key in uploads.replaced:
+            media_store().delete(key)
+        if uploads.needs_transcode:
             enqueue_transcode(model)
 
     def handle_view_exception(self, exc):
-        # Files kept for a row that then failed to save must not stay behind.
-        for relative in g.pop("kept_uploads", []):
-            remove_media(relative)
+        # Files stored for a row that then failed to save must not stay behind.
+        uploads = g.pop("stored_uploads", None)
+        for key in uploads.stored if uploads else ():
+            media_store().delete(key)
         return super().handle_view_exception(exc)
 
     def after_model_delete(self, model):
-        delete_video_files(model)
+        delete_video_media(model)
 
     @action("retranscode", "Re-transcode", "Transcode the selected videos again?")
     def action_retranscode(self, ids):

@@ -1,12 +1,9 @@
 """Operator commands: `flask create-admin`, `flask worker`, `flask serve`, `flask videos ...`."""
 
-import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import click
@@ -19,12 +16,12 @@ from waitress import serve as waitress_serve
 from videoflix.auth.models import User, normalize_email
 from videoflix.auth.passwords import password_problems
 from videoflix.extensions import db
+from videoflix.media.probe import VIDEO_EXTENSIONS, NotAVideo, probe
+from videoflix.pipeline.tasks import enqueue_transcode, recover_stalled_jobs
 from videoflix.processes import die_with_parent
-from videoflix.tasks import huey
-from videoflix.uploads import SOURCE_DIR, media_path
+from videoflix.queue import huey
+from videoflix.storage import keys, media_store
 from videoflix.videos.models import CATEGORIES, Status, Video
-from videoflix.videos.probe import VIDEO_EXTENSIONS, NotAVideo, probe
-from videoflix.videos.tasks import enqueue_transcode, recover_stalled_jobs
 
 
 def fail(message):
@@ -112,7 +109,7 @@ def videos():
 @click.option("--wait", is_flag=True, help="Follow the job until it is ready or failed.")
 @with_appcontext
 def import_video(path, title, category, description, wait):
-    """Copy a video file into media and queue its transcode."""
+    """Copy a video file into the media store and queue its transcode."""
     if not path.is_file():
         fail(f"{path} does not exist.")
     if path.suffix.lower() not in VIDEO_EXTENSIONS:
@@ -121,14 +118,10 @@ def import_video(path, title, category, description, wait):
         probe(path)
     except NotAVideo as error:
         fail(f"{path.name}: {error}")
-    relative = f"{SOURCE_DIR}/{uuid.uuid4().hex}{path.suffix.lower()}"
-    target = media_path(relative)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
-    shutil.copyfile(path, partial)
-    os.replace(partial, target)
+    source = keys.new_source(path.suffix.lower())
+    media_store().put_file(source, path)
     category = next(name for name in CATEGORIES if name.lower() == category.lower())
-    video = Video(title=title, description=description, category=category, source_path=relative)
+    video = Video(title=title, description=description, category=category, source_path=source)
     db.session.add(video)
     db.session.commit()
     enqueue_transcode(video)

@@ -4,7 +4,7 @@ import sqlalchemy as sa
 from flask import Blueprint, jsonify
 
 from videoflix.extensions import db
-from videoflix.tasks import huey
+from videoflix.queue import huey
 
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__, url_prefix="/api")

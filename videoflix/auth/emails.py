@@ -12,7 +12,7 @@ from flask_mail import Message
 from videoflix.auth import tokens
 from videoflix.auth.models import User
 from videoflix.extensions import db, mail
-from videoflix.tasks import task
+from videoflix.queue import task
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, jsonify, request
 from marshmallow import ValidationError
 
 from videoflix.auth import emails, tokens
+from videoflix.auth.limits import auth_limit, refresh_limit
 from videoflix.auth.models import User, normalize_email
 from videoflix.auth.schemas import EmailSchema, LoginUserSchema, NewPasswordSchema, RegisterSchema, UserSchema
 from videoflix.errors import json_error
@@ -30,14 +31,6 @@ INVALID_RESET = "Invalid or expired reset link."
 CSRF_FAILED = "CSRF check failed: request not from a trusted origin."
 CSRF_TOKEN_MISMATCH = "CSRF check failed: CSRF token mismatch."
 TAKEN_EMAIL = "Please check your entries and try again."
-
-
-def auth_limit():
-    return current_app.config["RATELIMIT_AUTH"]
-
-
-def refresh_limit():
-    return current_app.config["RATELIMIT_REFRESH"]
 
 
 @bp.post("/register/")

@@ -6,7 +6,6 @@ it playable until the new ones replace them. A change that matters to the catalo
 version key, so every cached variant (hosts, categories) goes at once, in every process."""
 
 import json
-import os
 import uuid
 
 import sqlalchemy as sa
@@ -15,7 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from videoflix.extensions import cache, db
-from videoflix.uploads import media_file
+from videoflix.storage import media_store
 from videoflix.videos.models import Video
 from videoflix.videos.schemas import VideoSchema
 
@@ -70,12 +69,12 @@ def catalogue_json(category=None, search=None):
 
 def published_renditions(video_id):
     """(hls_path, renditions) of a playable video, or None. Every playlist and segment request asks,
-    so answers are remembered in this process and checked against the disk: a publish writes a new
-    folder and removes the old one, a delete removes it, so a remembered folder that still exists
+    so answers are remembered in this process and checked against the store: a publish writes a new
+    version and removes the old one, a delete removes it, so a remembered version that still exists
     is still the published one (and a cache server would cost more than the query it saves)."""
     remembered = current_app.extensions.setdefault("videoflix_published", {})
     found = remembered.get(video_id)
-    if found is None or not os.path.isdir(media_file(found[0])):
+    if found is None or not media_store().exists(found[0]):
         row = db.session.execute(
             sa.select(Video.hls_path, Video.renditions).where(Video.id == video_id, playable())
         ).first()

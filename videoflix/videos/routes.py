@@ -1,16 +1,15 @@
 """The video endpoints of API.md: catalogue, detail, and authorised HLS playlists and segments."""
 
-import os
 import re
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, current_app, request, send_from_directory
+from flask import Blueprint, Response, abort, request
 
 from videoflix.auth.tokens import login_required
 from videoflix.extensions import db
-from videoflix.uploads import media_file, media_path
+from videoflix.media.ladder import RESOLUTIONS
+from videoflix.storage import delivery
 from videoflix.videos import catalogue
-from videoflix.videos.ladder import RESOLUTIONS
 from videoflix.videos.models import Video
 from videoflix.videos.schemas import CatalogueQuerySchema, VideoDetailSchema
 
@@ -51,21 +50,6 @@ def rendition_for(renditions, resolution):
     return at_most[-1] if at_most else existing[0]
 
 
-def send_media(relative_dir, filename, mimetype, max_age):
-    """Authorised media bytes: by nginx (X-Accel-Redirect) when configured, else by Werkzeug,
-    which answers Range (206) and conditional requests (304) itself."""
-    accel_prefix = current_app.config["MEDIA_ACCEL_REDIRECT"]
-    if accel_prefix:
-        if not os.path.isfile(media_file(relative_dir, filename)):
-            abort(404, "Not found.")
-        response = Response(mimetype=mimetype)
-        response.headers["X-Accel-Redirect"] = f"{accel_prefix.rstrip('/')}/{relative_dir}/{filename}"
-    else:
-        response = send_from_directory(media_path(relative_dir), filename, mimetype=mimetype, max_age=max_age)
-    response.headers["Cache-Control"] = f"private, max-age={max_age}" if max_age else "private, no-cache"
-    return response
-
-
 @bp.get("/")
 @login_required
 def list_videos():
@@ -84,7 +68,7 @@ def video_detail(video_id):
 @login_required
 def master_playlist(video_id):
     hls_path, _renditions = published(video_id)
-    return send_media(hls_path, "master.m3u8", PLAYLIST_TYPE, PLAYLIST_MAX_AGE)
+    return delivery.send(f"{hls_path}/master.m3u8", PLAYLIST_TYPE, PLAYLIST_MAX_AGE)
 
 
 @bp.get("/<int:video_id>/<resolution>/index.m3u8")
@@ -92,7 +76,7 @@ def master_playlist(video_id):
 def media_playlist(video_id, resolution):
     hls_path, renditions = published(video_id)
     rendition = rendition_for(renditions, resolution)
-    return send_media(f"{hls_path}/{rendition}", "index.m3u8", PLAYLIST_TYPE, PLAYLIST_MAX_AGE)
+    return delivery.send(f"{hls_path}/{rendition}/index.m3u8", PLAYLIST_TYPE, PLAYLIST_MAX_AGE)
 
 
 @bp.get("/<int:video_id>/<resolution>/<segment>")
@@ -103,4 +87,4 @@ def media_segment(video_id, resolution, segment):
         abort(404, "Segment not found.")
     hls_path, renditions = published(video_id)
     rendition = rendition_for(renditions, resolution)
-    return send_media(f"{hls_path}/{rendition}", segment, SEGMENT_TYPE, SEGMENT_MAX_AGE)
+    return delivery.send(f"{hls_path}/{rendition}/{segment}", SEGMENT_TYPE, SEGMENT_MAX_AGE)

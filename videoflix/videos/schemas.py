@@ -1,9 +1,9 @@
 from datetime import UTC
-from pathlib import PurePosixPath
 
 from flask import g, url_for
 from marshmallow import EXCLUDE, Schema, fields, validate
 
+from videoflix.storage import keys
 from videoflix.videos.models import CATEGORIES
 
 
@@ -20,8 +20,8 @@ def poster_url(video):
         return None
     prefix = g.get("poster_url_prefix")
     if prefix is None:
-        prefix = g.poster_url_prefix = url_for("media.poster", filename="_", _external=True)[:-1]
-    return prefix + PurePosixPath(video.poster_path).name
+        prefix = g.poster_url_prefix = url_for("posters.poster", filename="_", _external=True)[:-1]
+    return prefix + keys.poster_name(video.poster_path)
 
 
 class VideoSchema(Schema):

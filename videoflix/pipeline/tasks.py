@@ -1,7 +1,7 @@
-"""Transcode jobs on the Huey queue. Jobs take ids, never objects."""
+"""Transcode jobs on the Huey queue, and the recovery of jobs whose worker died. Jobs take ids,
+never objects."""
 
 import logging
-import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -9,9 +9,8 @@ import sqlalchemy as sa
 from huey import crontab
 
 from videoflix.extensions import db
-from videoflix.tasks import huey, periodic_task, task
-from videoflix.uploads import media_path, remove_media
-from videoflix.videos import transcode
+from videoflix.pipeline import steps
+from videoflix.queue import huey, periodic_task, task
 from videoflix.videos.models import Status, Video
 
 log = logging.getLogger(__name__)
@@ -21,7 +20,7 @@ STALE_AFTER = timedelta(minutes=2)  # a processing job reports progress every se
 
 @task(retries=TRANSCODE_RETRIES, retry_delay=15, context=True)
 def transcode_video(video_id, job_id, task=None):
-    return transcode.transcode(video_id, job_id, retries_left=task.retries if task else 0)
+    return steps.transcode(video_id, job_id, retries_left=task.retries if task else 0)
 
 
 def enqueue_transcode(video):
@@ -65,10 +64,3 @@ def recover_stalled_jobs():
 @periodic_task(crontab(minute="*"))
 def recover_stalled_jobs_periodically():
     recover_stalled_jobs()
-
-
-def delete_video_files(video):
-    """Remove everything a video owns on disk: upload, every rendition version, poster."""
-    remove_media(video.source_path)
-    remove_media(video.poster_path)
-    shutil.rmtree(media_path(transcode.hls_root(video.id)), ignore_errors=True)

@@ -1,5 +1,5 @@
-"""The Huey instance, configured from the app config, and the `task` decorator that gives
-each task an application context."""
+"""The task queue: the Huey instance, configured from the app config, and the `task` decorator
+that gives each task an application context."""
 
 import functools
 
@@ -22,8 +22,8 @@ def init_app(app):
         storage_class, storage_kwargs = SqliteStorage, {"filename": app.config["HUEY_SQLITE_PATH"]}
     huey.storage_class = storage_class
     huey.storage_kwargs = storage_kwargs
-    huey._immediate = app.config["HUEY_IMMEDIATE"]
-    huey.storage = huey.create_storage()
+    huey.immediate = app.config["HUEY_IMMEDIATE"]
+    huey.storage = huey.create_storage()  # for this app's backend, whether or not `immediate` changed
     app.extensions["huey"] = huey
 
 

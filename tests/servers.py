@@ -1,9 +1,10 @@
-"""Runs a real nginx with the shipped server block (deploy/nginx.conf.template), for the
-benchmarks and for tests/test_nginx.py."""
+"""Real servers that tests and benchmarks start on 127.0.0.1: a free port, and nginx with the
+shipped server block (deploy/nginx.conf.template)."""
 
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -12,6 +13,13 @@ from pathlib import Path
 from string import Template
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "nginx.conf.template"
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def nginx_binary():

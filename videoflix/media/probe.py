@@ -1,15 +1,23 @@
 """What a source file holds, read with PyAV (FFmpeg's libraries; imageio-ffmpeg ships no ffprobe)."""
 
 import os
+from dataclasses import dataclass
 
 import av
-
-from videoflix.videos.ladder import Probe
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".wmv", ".flv")
 
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
+
+
+@dataclass(frozen=True)
+class Probe:
+    duration: float
+    width: int  # as displayed, rotation applied
+    height: int
+    fps: float
+    has_audio: bool
 
 
 class NotAVideo(Exception):

@@ -1,11 +1,10 @@
-"""The HLS ladder and the ffmpeg command that encodes it: pure functions of (probe, settings),
+"""The HLS ladder and the ffmpeg commands that encode it: pure functions of (probe, settings),
 no Flask and no subprocess, so that every decision here is unit-tested without running ffmpeg."""
 
 from dataclasses import dataclass
 
 SEGMENT_SECONDS = 6
 KEYFRAME_SECONDS = 2  # divides SEGMENT_SECONDS, so every rung cuts segments at the same frames
-AUDIO_CODEC = "mp4a.40.2"  # AAC-LC
 
 
 @dataclass(frozen=True)
@@ -36,15 +35,6 @@ STANDARD_RUNGS = (
 )
 RESOLUTIONS = tuple(spec.name for spec in STANDARD_RUNGS)
 _PROFILE_IDC = {"baseline": "42E0", "main": "4D40", "high": "6400"}
-
-
-@dataclass(frozen=True)
-class Probe:
-    duration: float
-    width: int  # as displayed, rotation applied
-    height: int
-    fps: float
-    has_audio: bool
 
 
 @dataclass(frozen=True)
@@ -170,28 +160,3 @@ def build_poster_command(ffmpeg, source, target, probe):
 def transcode_timeout(probe, factor):
     """Seconds ffmpeg may run: proportional to the duration, never below two minutes."""
     return max(120.0, probe.duration * factor)
-
-
-@dataclass(frozen=True)
-class RenditionStats:
-    """Measured from a finished rendition: peak and average bits per second."""
-
-    peak_bps: int
-    average_bps: int
-
-
-def build_master_playlist(rungs, stats, probe):
-    """The multivariant playlist: one EXT-X-STREAM-INF per rung, from measured bitrates."""
-    codecs = [AUDIO_CODEC] if probe.has_audio else []
-    lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-INDEPENDENT-SEGMENTS"]
-    for rung in rungs:
-        rendition = stats[rung.name]
-        attributes = [
-            f"BANDWIDTH={rendition.peak_bps}",
-            f"AVERAGE-BANDWIDTH={rendition.average_bps}",
-            f"RESOLUTION={rung.width}x{rung.height}",
-            f'CODECS="{",".join([rung.codecs, *codecs])}"',
-            f"FRAME-RATE={probe.fps or 25:.3f}",
-        ]
-        lines += [f"#EXT-X-STREAM-INF:{','.join(attributes)}", f"{rung.name}/index.m3u8"]
-    return "\n".join(lines) + "\n"

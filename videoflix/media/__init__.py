@@ -1,0 +1,2 @@
+"""What ffmpeg knows: probing, the ladder and its arguments, playlists, running ffmpeg.
+No Flask and no database here."""

@@ -1,0 +1,66 @@
+"""Running ffmpeg: progress from `-progress pipe:1`, a timeout, the tail of stderr on failure, and
+a child that dies with its parent (a killed worker leaves no ffmpeg behind)."""
+
+import os
+import subprocess
+import threading
+from collections import deque
+
+import imageio_ffmpeg
+
+from videoflix.processes import die_with_parent
+
+STDERR_TAIL_LINES = 20
+
+
+class FFmpegFailed(Exception):
+    def __init__(self, message, stderr_tail=""):
+        super().__init__(message)
+        self.stderr_tail = stderr_tail
+
+
+def ffmpeg_binary(configured=None):
+    """FFMPEG_BINARY when set, else the ffmpeg that imageio-ffmpeg ships (or finds on PATH)."""
+    return configured or imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def run_ffmpeg(command, timeout, on_progress=None, stderr_path=None):
+    """Run ffmpeg, calling on_progress(seconds_encoded) for each `-progress` report. Whatever
+    on_progress raises stops ffmpeg and propagates. Raises FFmpegFailed on a non-zero exit or a
+    timeout."""
+    stderr_path = stderr_path or os.devnull
+    with open(stderr_path, "wb") as stderr:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
+        )
+    timed_out = threading.Event()
+
+    def kill_on_timeout():
+        timed_out.set()
+        process.kill()
+
+    timer = threading.Timer(timeout, kill_on_timeout)
+    timer.start()
+    try:
+        for raw in process.stdout:
+            key, _, value = raw.decode(errors="replace").strip().partition("=")
+            if key == "out_time_us" and value.isdigit() and on_progress is not None:
+                on_progress(int(value) / 1e6)
+        process.wait()
+    finally:
+        timer.cancel()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+    if process.returncode != 0:
+        if timed_out.is_set():
+            raise FFmpegFailed(f"ffmpeg timed out after {timeout:.0f} s.", _tail(stderr_path))
+        raise FFmpegFailed(f"ffmpeg exited with status {process.returncode}.", _tail(stderr_path))
+
+
+def _tail(path):
+    if path == os.devnull or not os.path.exists(path):
+        return ""
+    with open(path, "rb") as lines:
+        return b"".join(deque(lines, STDERR_TAIL_LINES)).decode(errors="replace").strip()

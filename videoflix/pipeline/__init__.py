@@ -1,0 +1,1 @@
+"""The transcode job: a video's source becomes published HLS renditions and a poster."""

@@ -1,0 +1,120 @@
+"""One attempt of a video's transcode job: whether it still owns the video, its progress and
+heartbeat, its scratch folder, and how it ends (ready, failed, cancelled, or retried).
+
+A video is owned by the job whose id it records; re-queueing or deleting the video takes that
+away, and the job notices on its next progress report (Cancelled)."""
+
+import contextlib
+import logging
+import shutil
+import time
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from videoflix.extensions import db
+from videoflix.media.ffmpeg import FFmpegFailed
+from videoflix.media.probe import NotAVideo
+from videoflix.storage import media_store
+from videoflix.videos.models import Status, Video
+
+log = logging.getLogger(__name__)
+PROGRESS_INTERVAL = 1.0  # seconds between progress writes to the Video row
+CANCELLED = "cancelled"
+
+
+class Cancelled(Exception):
+    """The video was deleted or re-queued while its job ran."""
+
+
+class Job:
+    def __init__(self, video_id, job_id):
+        self.video_id = video_id
+        self.job_id = job_id
+        self.scratch = media_store().work_root() / str(video_id)
+        self.workspace = self.scratch / job_id
+        self.resources = contextlib.ExitStack()  # what the steps opened (local copies of sources)
+        self._last_report = 0.0
+
+    def still_owned(self):
+        """True while the video exists and this job is still the one it waits for."""
+        current = db.session.scalar(sa.select(Video.job_id).where(Video.id == self.video_id))
+        return current == self.job_id
+
+    def video(self):
+        """The video, read afresh; Cancelled when this job no longer owns it."""
+        video = db.session.get(Video, self.video_id, populate_existing=True)
+        if video is None or video.job_id != self.job_id:
+            raise Cancelled()
+        return video
+
+    def start(self):
+        """Mark the video processing and give this attempt an empty workspace."""
+        video = self.video()
+        video.status, video.progress, video.error = Status.PROCESSING, 0, None
+        video.heartbeat_at = datetime.now(UTC)
+        db.session.commit()
+        shutil.rmtree(self.scratch, ignore_errors=True)  # this job's earlier try, or superseded jobs' work
+        self.workspace.mkdir(parents=True)
+        return video
+
+    def report(self, seconds, duration):
+        """Progress and heartbeat, at most once per PROGRESS_INTERVAL; Cancelled once not owned."""
+        now = time.monotonic()
+        if now - self._last_report < PROGRESS_INTERVAL:
+            return
+        self._last_report = now
+        percent = max(0, min(99, int(seconds * 100 / duration))) if duration else 0
+        result = db.session.execute(
+            sa.update(Video)
+            .where(Video.id == self.video_id, Video.job_id == self.job_id)
+            .values(progress=percent, heartbeat_at=datetime.now(UTC))
+        )
+        db.session.commit()
+        if result.rowcount != 1:
+            raise Cancelled()
+
+    def fail(self, message):
+        db.session.rollback()
+        db.session.execute(
+            sa.update(Video)
+            .where(Video.id == self.video_id, Video.job_id == self.job_id)
+            .values(status=Status.FAILED, error=message, heartbeat_at=datetime.now(UTC))
+        )
+        db.session.commit()
+
+    def discard(self):
+        """Close what the steps opened and remove the workspace (and the video's scratch folder if empty)."""
+        self.resources.close()
+        shutil.rmtree(self.workspace, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.scratch.rmdir()
+
+
+def attempt(video_id, job_id, work, retries_left=0):
+    """Run `work(job, video)` once for the job. Returns the final status; raises to ask for a
+    retry of a transient failure while retries are left."""
+    job = Job(video_id, job_id)
+    try:
+        work(job, job.start())
+        return Status.READY
+    except Cancelled:
+        log.info("transcode of video %s (job %s) stopped: video deleted or re-queued", video_id, job_id)
+        return CANCELLED
+    except NotAVideo as error:
+        job.fail(str(error))
+        return Status.FAILED
+    except (FFmpegFailed, OSError) as error:
+        if not job.still_owned():
+            return CANCELLED
+        message = str(error)
+        tail = getattr(error, "stderr_tail", "")
+        if tail:
+            message += f"\n{tail}"
+        if retries_left > 0:
+            log.warning("transcode of video %s failed, will retry: %s", video_id, message)
+            raise
+        job.fail(message)
+        return Status.FAILED
+    finally:
+        job.discard()

@@ -1,0 +1,41 @@
+"""The media layout: where each kind of file lives, as keys relative to the store's root.
+
+Pure functions, no I/O. Keys are always generated here, never taken from user input; a key
+names the same object in every backend (a path under MEDIA_ROOT, or an object in the bucket)."""
+
+import re
+import uuid
+
+SOURCES = "sources"  # uploaded and imported originals
+POSTERS = "thumbnails"  # public posters
+RENDITIONS = "hls"  # every published version of each video's HLS renditions
+
+POSTER_NAME = re.compile(r"[0-9a-f]{32}\.(?:jpg|jpeg|png|webp)")  # what new_poster() generates
+
+
+def new_source(extension):
+    """A fresh key for an original, e.g. `sources/<hex>.mp4`."""
+    return f"{SOURCES}/{uuid.uuid4().hex}{extension}"
+
+
+def new_poster(extension):
+    return f"{POSTERS}/{uuid.uuid4().hex}{extension}"
+
+
+def poster(name):
+    """The key of a public poster by the file name in its URL; None for a name never generated."""
+    return f"{POSTERS}/{name}" if POSTER_NAME.fullmatch(name) else None
+
+
+def poster_name(key):
+    return key.rsplit("/", 1)[-1]
+
+
+def renditions(video_id):
+    """The prefix that holds every published version of a video's renditions."""
+    return f"{RENDITIONS}/{int(video_id)}"
+
+
+def rendition_version(video_id, version):
+    """The prefix of one published version: master.m3u8 and one folder per rendition."""
+    return f"{renditions(video_id)}/{version}"
