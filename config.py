@@ -72,6 +72,10 @@ class Config:
     JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=int(_env("JWT_ACCESS_MINUTES", "15")))
     JWT_REFRESH_TOKEN_EXPIRES = timedelta(days=int(_env("JWT_REFRESH_DAYS", "1")))
     JWT_COOKIE_SECURE = _flag("JWT_COOKIE_SECURE", False)
+    # One algorithm and leeway for the tokens flask-jwt-extended issues and for videoflix/auth/tokens.py,
+    # which verifies them; the key is JWT_SECRET_KEY when set, else SECRET_KEY (as the extension does).
+    JWT_ALGORITHM = "HS256"
+    JWT_DECODE_LEEWAY = 0
     JWT_TOKEN_LOCATION = ["cookies"]
     JWT_ACCESS_COOKIE_NAME = "access_token"
     JWT_REFRESH_COOKIE_NAME = "refresh_token"

@@ -20,6 +20,15 @@ MESSAGES = {
 }
 
 
+class JSONError(HTTPException):
+    """An API error whose body is given whole: API.md answers a few with {"error": ...}, not {"detail": ...}."""
+
+    def __init__(self, code, body):
+        super().__init__(description=str(body))
+        self.code = code
+        self.body = body
+
+
 def is_api_request():
     return request.path.startswith("/api/")
 
@@ -38,6 +47,8 @@ def handle_http_exception(error):
         return redirect(request.url)
     if not is_api_request():
         return error
+    if isinstance(error, JSONError):
+        return jsonify(error.body), error.code
     if request.method == "OPTIONS" and error.code in (404, 405):
         return "", 200  # a CORS preflight succeeds on every /api/ path; flask-cors adds its headers
     # Our own abort(code, description) messages are kept; Werkzeug's stock texts are replaced,

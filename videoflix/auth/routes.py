@@ -4,14 +4,14 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, abort, current_app, jsonify, request
 from marshmallow import ValidationError
 
 from videoflix.auth import emails, tokens
 from videoflix.auth.limits import auth_limit, refresh_limit
 from videoflix.auth.models import User, normalize_email
 from videoflix.auth.schemas import EmailSchema, LoginUserSchema, NewPasswordSchema, RegisterSchema, UserSchema
-from videoflix.errors import json_error
+from videoflix.errors import JSONError
 from videoflix.extensions import db, limiter
 from videoflix.validation import json_body, load_body
 
@@ -55,7 +55,7 @@ def register():
 def activate(uidb64, token):
     user = tokens.user_for_account_token(uidb64, token, tokens.ACTIVATION)
     if user is None or user.is_active:
-        return jsonify({"error": INVALID_ACTIVATION}), 400
+        raise JSONError(400, {"error": INVALID_ACTIVATION})
     user.is_active = True
     db.session.commit()
     return jsonify({"message": ACTIVATED})
@@ -67,12 +67,12 @@ def login():
     body = json_body()
     email, password = body.get("email"), body.get("password")
     if not isinstance(email, str) or not isinstance(password, str):
-        return json_error(401, INVALID_CREDENTIALS)
+        abort(401, INVALID_CREDENTIALS)
     user = db.session.scalar(sa.select(User).where(User.email == normalize_email(email)))
     if user is None or not user.check_password(password):
-        return json_error(401, INVALID_CREDENTIALS)
+        abort(401, INVALID_CREDENTIALS)
     if not user.is_active:
-        return json_error(403, NOT_ACTIVATED)
+        abort(403, NOT_ACTIVATED)
     user.last_login = datetime.now(UTC)
     db.session.commit()
     response = jsonify({"detail": "Login successful", "user": LoginUserSchema().dump(user)})
@@ -85,11 +85,11 @@ def login():
 def refresh():
     encoded = request.cookies.get(current_app.config["JWT_REFRESH_COOKIE_NAME"])
     if not encoded:
-        return json_error(400, REFRESH_MISSING)
+        abort(400, REFRESH_MISSING)
     try:
         claims = tokens.refresh_claims(encoded)
-    except Exception:  # any decoding failure (signature, expiry, revocation) is the same 401
-        return json_error(401, REFRESH_INVALID)
+    except tokens.InvalidToken:  # signature, expiry, revocation, user: the same 401
+        abort(401, REFRESH_INVALID)
     access = tokens.new_access_token(claims["sub"], claims["ver"])
     response = jsonify({"detail": "Token refreshed", "access": access})
     tokens.set_access_cookie(response, access)
@@ -100,11 +100,11 @@ def refresh():
 def logout():
     encoded = request.cookies.get(current_app.config["JWT_REFRESH_COOKIE_NAME"])
     if not encoded:
-        return json_error(400, REFRESH_MISSING)
+        abort(400, REFRESH_MISSING)
     try:
         tokens.revoke(tokens.refresh_claims(encoded))
-    except Exception:  # already invalid: nothing left to revoke, the cookies still go
-        db.session.rollback()
+    except tokens.InvalidToken:  # already invalid: nothing left to revoke, the cookies still go
+        pass
     response = jsonify({"detail": LOGGED_OUT})
     tokens.clear_login_cookies(response)
     return response
@@ -123,7 +123,7 @@ def password_reset():
 def password_confirm(uidb64, token):
     user = tokens.user_for_account_token(uidb64, token, tokens.PASSWORD_RESET)
     if user is None:
-        return jsonify({"error": INVALID_RESET}), 400
+        raise JSONError(400, {"error": INVALID_RESET})
     data = load_body(NewPasswordSchema(email=user.email))
     user.set_password(data["new_password"])
     user.token_version += 1  # every refresh token issued before this is now refused
@@ -149,10 +149,10 @@ def check_csrf():
     if not any(name in request.cookies for name in (cfg["JWT_ACCESS_COOKIE_NAME"], cfg["JWT_REFRESH_COOKIE_NAME"])):
         return None
     if _request_origin() not in cfg["CSRF_TRUSTED_ORIGINS"]:
-        return json_error(403, CSRF_FAILED)
+        abort(403, CSRF_FAILED)
     header = request.headers.get(cfg["CSRF_HEADER_NAME"])
     if header is not None and header != request.cookies.get(cfg["CSRF_COOKIE_NAME"]):
-        return json_error(403, CSRF_TOKEN_MISMATCH)
+        abort(403, CSRF_TOKEN_MISMATCH)
     return None
 
 

@@ -16,12 +16,10 @@ from flask import abort, current_app, g, request
 from flask_jwt_extended import (
     create_access_token,
     create_refresh_token,
-    decode_token,
     set_access_cookies,
     set_refresh_cookies,
     unset_jwt_cookies,
 )
-from flask_jwt_extended.config import config as jwt_config
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from videoflix.auth.models import RevokedToken, User
@@ -115,13 +113,53 @@ def clear_login_cookies(response):
     response.delete_cookie(current_app.config["CSRF_COOKIE_NAME"], samesite="Lax")
 
 
+# --- verification: one verifier for access and refresh tokens ---
+
+
+class InvalidToken(Exception):
+    """Not a valid, unexpired token of the expected type signed with our key."""
+
+
+def verified_claims(encoded, expected_type):
+    """The claims of a token that verifies, has not expired and is of `expected_type`."""
+    cfg = current_app.config
+    key = cfg.get("JWT_SECRET_KEY") or cfg["SECRET_KEY"]
+    leeway = cfg["JWT_DECODE_LEEWAY"]
+    try:
+        claims = signed_claims(encoded, key, cfg["JWT_ALGORITHM"], leeway)
+    except pyjwt.PyJWTError as error:
+        raise InvalidToken(str(error)) from None
+    if claims.get("type") != expected_type or claims["exp"] + leeway < time.time():
+        raise InvalidToken("wrong type or expired")
+    return claims
+
+
+@lru_cache(maxsize=4096)
+def signed_claims(encoded, key, algorithm, leeway):
+    """The read-only claims of a token whose signature verifies; its expiry is checked per request.
+
+    One PyJWT decode per token and process: flask-jwt-extended's verify_jwt_in_request parses a
+    token four times, and even one decode was a quarter of the in-process cost of an authorised
+    segment request (bench/serving.py). Keyed by the exact token and settings, bounded; bad tokens
+    raise, so they are never remembered."""
+    claims = pyjwt.decode(
+        encoded,
+        key,
+        algorithms=[algorithm],
+        leeway=leeway,
+        options={"require": ["exp", "sub", "jti"], "verify_exp": False},
+    )
+    subject = claims["sub"]
+    if not (isinstance(subject, str) and subject.isascii() and subject.isdigit()):
+        raise pyjwt.InvalidSubjectError("the subject is not a user id")
+    return MappingProxyType(claims)
+
+
 def refresh_claims(encoded):
     """Claims of a refresh token that is valid, not revoked, and whose user may still sign in."""
-    claims = decode_token(encoded)  # raises on a bad signature or expiry
-    if claims.get("type") != "refresh":
-        raise ValueError("not a refresh token")
+    claims = verified_claims(encoded, "refresh")
     if _refresh_token_is_unusable(claims):
-        raise ValueError("refresh token revoked or its user can no longer sign in")
+        raise InvalidToken("refresh token revoked or its user can no longer sign in")
     return claims
 
 
@@ -131,30 +169,9 @@ def access_claims():
     if not encoded:
         abort(401, NO_CREDENTIALS)
     try:
-        claims = signed_claims(encoded, jwt_config.decode_key, tuple(jwt_config.decode_algorithms), jwt_config.leeway)
-    except pyjwt.PyJWTError:
+        return verified_claims(encoded, "access")
+    except InvalidToken:
         abort(401, TOKEN_INVALID)
-    if claims.get("type") != "access" or claims["exp"] + jwt_config.leeway < time.time():
-        abort(401, TOKEN_INVALID)
-    return claims
-
-
-@lru_cache(maxsize=4096)
-def signed_claims(encoded, key, algorithms, leeway):
-    """The read-only claims of a token whose signature verifies; its expiry is checked per request.
-
-    One PyJWT decode per token and process, with flask-jwt-extended's own key, algorithms and
-    leeway: its verify_jwt_in_request parses a token four times, and even one decode was a quarter
-    of the in-process cost of an authorised segment request (bench/serving.py). Keyed by the exact
-    token and settings; bad tokens raise, so they are never remembered."""
-    claims = pyjwt.decode(
-        encoded,
-        key,
-        algorithms=list(algorithms),
-        leeway=leeway,
-        options={"require": ["exp", "sub"], "verify_exp": False},
-    )
-    return MappingProxyType(claims)
 
 
 def login_required(view):
