@@ -50,8 +50,12 @@ class Config:
     MEDIA_ROOT = _env("MEDIA_ROOT", str(INSTANCE_DIR / "media"))
     OUTBOX_DIR = str(INSTANCE_DIR / "outbox")
     HUEY_SQLITE_PATH = str(INSTANCE_DIR / "huey.sqlite3")
+    # Without Redis: bumped by whatever ends a session, read by every web process per request.
+    SESSIONS_EPOCH_FILE = str(INSTANCE_DIR / "sessions.epoch")
     HUEY_IMMEDIATE = False
     WORKER_THREADS = int(_env("WORKER_THREADS", "2"))
+    # A running job writes a heartbeat this often; three missed beats and another worker re-runs it.
+    JOB_HEARTBEAT_SECONDS = float(_env("JOB_HEARTBEAT_SECONDS", "5"))
     CACHE_DIR = str(INSTANCE_DIR / "cache")
     PORT = int(_env("PORT", "8000"))
     PROXY_COUNT = int(_env("PROXY_COUNT", "0"))

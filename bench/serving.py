@@ -17,12 +17,11 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from flask_jwt_extended import create_access_token
-
 from bench.common import machine, table
 from tests.servers import Nginx, free_port, nginx_binary, render_conf, wait_for
 from videoflix import create_app
 from videoflix.auth.models import User
+from videoflix.auth.tokens import new_access_token
 from videoflix.extensions import db
 from videoflix.videos.models import Status, Video
 
@@ -52,7 +51,7 @@ def prepare(folder):
         db.session.add(Video(title="Bench", category="Drama", status=Status.READY, hls_path="hls/1/v1",
                              renditions=["480p"], poster_path="thumbnails/p.jpg"))  # fmt: skip
         db.session.commit()
-        token = create_access_token(identity=str(user.id))
+        token = new_access_token(user.id, user.token_version)  # as login issues it
     return database, media, token
 
 

@@ -9,13 +9,13 @@ import redis
 from flask.testing import FlaskClient
 
 import config
+from tests.helpers import PASSWORD
 from tests.servers import free_port
 from videoflix import create_app
 from videoflix.auth.models import User
 from videoflix.extensions import db
 
 SPA_ORIGIN = "http://127.0.0.1:5500"
-PASSWORD = "correct-Horse-7-battery"
 
 
 @pytest.fixture(autouse=True)
@@ -35,6 +35,7 @@ def app_config(tmp_path):
         "OUTBOX_DIR": str(tmp_path / "outbox"),
         "CACHE_DIR": str(tmp_path / "cache"),
         "HUEY_SQLITE_PATH": str(tmp_path / "huey.sqlite3"),
+        "SESSIONS_EPOCH_FILE": str(tmp_path / "sessions.epoch"),
         "SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
         "MAX_UPLOAD_MB": 64,
     }

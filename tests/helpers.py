@@ -1,5 +1,6 @@
 """Helpers shared by the tests that need transcoded videos."""
 
+import re
 from pathlib import Path
 
 import av
@@ -7,6 +8,21 @@ import m3u8
 
 from videoflix.extensions import db
 from videoflix.videos.models import Video
+
+STAFF = "staff@example.com"
+PASSWORD = "correct-Horse-7-battery"
+
+
+def csrf_token(client, url):
+    """The CSRF token of the admin form at `url`."""
+    page = client.get(url)
+    assert page.status_code == 200, page.status_code
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+
+
+def admin_login(client, email=STAFF, password=PASSWORD):
+    token = csrf_token(client, "/admin/login/")
+    return client.post("/admin/login/", data={"csrf_token": token, "email": email, "password": password})
 
 
 def import_video(runner, clip, title="Sample", category="Drama", *extra):

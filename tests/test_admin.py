@@ -8,23 +8,10 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import FFMPEG, PASSWORD, create_user, running_app
-from tests.helpers import get_video, media_files, only_video
+from tests.helpers import STAFF, admin_login, csrf_token, get_video, media_files, only_video
 from videoflix.auth.models import User
 from videoflix.extensions import db
 from videoflix.videos.models import Status, Video
-
-STAFF = "staff@example.com"
-
-
-def csrf_token(client, url):
-    page = client.get(url)
-    assert page.status_code == 200, page.status_code
-    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.get_data(as_text=True)).group(1)
-
-
-def admin_login(client, email=STAFF, password=PASSWORD):
-    token = csrf_token(client, "/admin/login/")
-    return client.post("/admin/login/", data={"csrf_token": token, "email": email, "password": password})
 
 
 @pytest.fixture

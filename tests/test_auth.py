@@ -506,14 +506,15 @@ def test_fresh_access_token_is_not_reissued(client, auth):
     assert not any(h.startswith("access_token=") for h in response.headers.getlist("Set-Cookie"))
 
 
-def test_access_token_issued_before_a_password_reset_is_not_renewed(app, client, auth):
+def test_access_token_issued_before_a_password_reset_is_refused_and_not_renewed(app, client, auth):
     auth.signed_in()
     with app.app_context():
         db.session.execute(db.update(User).values(token_version=User.token_version + 1))
         db.session.commit()
     client.set_cookie("access_token", access_token(app, timedelta(minutes=2), version=0))
     response = client.get("/api/video/")
-    assert response.status_code == 200  # still valid for its last minutes, but not renewed
+    assert response.status_code == 401  # its session ended with the reset (tests/test_sessions.py)
+    assert response.get_json() == {"detail": "Token is invalid or expired."}
     assert not any(h.startswith("access_token=") for h in response.headers.getlist("Set-Cookie"))
 
 

@@ -21,7 +21,7 @@ from videoflix.extensions import db
 from videoflix.media.ffmpeg import FFmpegFailed, run_ffmpeg
 from videoflix.pipeline.cleanup import delete_video_media
 from videoflix.pipeline.steps import transcode
-from videoflix.pipeline.tasks import enqueue_transcode, recover_stalled_jobs
+from videoflix.pipeline.tasks import enqueue_transcode, recover_at_startup, recover_stalled_jobs
 from videoflix.storage import keys
 from videoflix.videos.models import Status, Video
 
@@ -276,6 +276,45 @@ def test_a_running_job_with_a_recent_heartbeat_is_left_alone(app, clips):
         video.status, video.heartbeat_at = Status.PROCESSING, datetime.now(UTC)
         db.session.commit()
         assert recover_stalled_jobs() == []
+
+
+def test_a_job_three_heartbeats_quiet_is_run_again_by_a_worker_that_starts(app, clips):
+    """Not after minutes: a worker that starts re-queues a job whose heartbeat missed three beats."""
+    video_id = _queued_video(app, clips["small"])
+    quiet_for = 3 * app.config["JOB_HEARTBEAT_SECONDS"] + 1
+    with app.app_context():
+        video = db.session.get(Video, video_id)
+        video.status, video.progress = Status.PROCESSING, 38
+        video.heartbeat_at = datetime.now(UTC) - timedelta(seconds=quiet_for)
+        db.session.commit()
+        assert recover_at_startup() == [video_id]
+    assert get_video(app, video_id).status == Status.READY
+
+
+def test_the_heartbeat_goes_on_while_ffmpeg_reports_nothing(app, clips, tmp_path):
+    """Between progress reports (probing, storing, a silent ffmpeg) the job still shows it is alive."""
+    silent = tmp_path / "ffmpeg"
+    silent.write_text("#!/bin/sh\nsleep 2\nexit 1\n")
+    silent.chmod(0o755)
+    app.config.update(FFMPEG_BINARY=str(silent), JOB_HEARTBEAT_SECONDS=0.2)
+    video_id = _queued_video(app, clips["small"])
+    with app.app_context():
+        job_id = db.session.get(Video, video_id).job_id
+    thread = threading.Thread(target=lambda: _run_in(app, transcode, video_id, job_id))
+    thread.start()
+    beats = set()
+    deadline = time.monotonic() + 1.8
+    while time.monotonic() < deadline:
+        beats.add(get_video(app, video_id).heartbeat_at)
+        time.sleep(0.05)
+    thread.join(30)
+    assert len(beats - {None}) >= 4
+    assert get_video(app, video_id).status == Status.FAILED  # the fake ffmpeg exits 1 in the end
+
+
+def _run_in(app, function, *args):
+    with app.app_context():
+        return function(*args)
 
 
 def test_transient_failures_are_retried_then_marked_failed(app, clips, tmp_path):

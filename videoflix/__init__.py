@@ -11,6 +11,7 @@ from videoflix import errors, queue, storage
 from videoflix.extensions import cache, cors, db, jwt, limiter, mail, migrate
 from videoflix.sessions import SessionInterface
 from videoflix.storage.uploads import UploadRequest
+from videoflix.validation import IdConverter
 
 
 def create_app(test_config=None):
@@ -18,6 +19,7 @@ def create_app(test_config=None):
     app = Flask(__name__, instance_path=str(config.INSTANCE_DIR))
     app.request_class = UploadRequest
     app.session_interface = SessionInterface()
+    app.url_map.converters["id"] = IdConverter
     app.config.from_object(config.get_config("testing" if test_config is not None else None))
     app.config.from_mapping(test_config or {})
     app.config.from_mapping(config.derived(app.config))

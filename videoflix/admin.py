@@ -15,16 +15,19 @@ from flask_admin.contrib.sqla import ModelView
 from flask_admin.form import SecureForm
 from flask_admin.theme import Bootstrap4Theme
 from markupsafe import Markup, escape
+from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import EmailField, FileField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, StopValidation, ValidationError
 
+from videoflix import errors
 from videoflix.auth.limits import auth_limit
-from videoflix.auth.models import User, normalize_email
+from videoflix.auth.models import User, user_by_credentials
 from videoflix.extensions import db, limiter
 from videoflix.media.probe import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, NotAVideo, check_image, probe
 from videoflix.pipeline.cleanup import delete_video_media
 from videoflix.pipeline.tasks import enqueue_transcode, queued_jobs
 from videoflix.storage import keys, media_store
+from videoflix.validation import parse_id
 from videoflix.videos.models import CATEGORIES, Status, Video
 
 STAFF_SESSION_KEY = "staff_user_id"
@@ -68,8 +71,8 @@ class StaffIndexView(AdminIndexView):
     def login(self):
         form = LoginForm(request.form)
         if request.method == "POST" and form.validate():
-            user = db.session.scalar(sa.select(User).where(User.email == normalize_email(form.email.data)))
-            if user is not None and user.check_password(form.password.data) and user.is_active and user.is_staff:
+            user = user_by_credentials(form.email.data, form.password.data)
+            if user is not None and user.is_active and user.is_staff:
                 session.clear()
                 session[STAFF_SESSION_KEY] = user.id
                 return redirect(_safe_next(request.args.get("next")) or url_for(".index"))
@@ -81,6 +84,11 @@ class StaffIndexView(AdminIndexView):
         if SecureForm(request.form).validate():
             session.pop(STAFF_SESSION_KEY, None)
         return redirect(url_for(".login"))
+
+
+def _ids(raw_ids):
+    """The row ids an action form names, as integers (anything else is dropped)."""
+    return [parsed for parsed in map(parse_id, raw_ids) if parsed is not None]
 
 
 def _extension(filename):
@@ -232,7 +240,7 @@ class VideoAdmin(StaffOnly, ModelView):
 
     @action("retranscode", "Re-transcode", "Transcode the selected videos again?")
     def action_retranscode(self, ids):
-        videos = db.session.scalars(sa.select(Video).where(Video.id.in_([int(i) for i in ids]))).all()
+        videos = db.session.scalars(sa.select(Video).where(Video.id.in_(_ids(ids)))).all()
         for video in videos:
             enqueue_transcode(video)
         flash(f"Queued {len(videos)} video(s) for transcoding.", "success")
@@ -257,7 +265,9 @@ class UserAdmin(StaffOnly, ModelView):
         self._set_active(ids, False)
 
     def _set_active(self, ids, active):
-        db.session.execute(sa.update(User).where(User.id.in_([int(i) for i in ids])).values(is_active=active))
+        # Through the ORM, so that a deactivation also moves the users' token version on.
+        for user in db.session.scalars(sa.select(User).where(User.id.in_(_ids(ids)))):
+            user.is_active = active
         db.session.commit()
         flash(f"{'Activated' if active else 'Deactivated'} {len(ids)} user(s).", "success")
 
@@ -274,7 +284,7 @@ class QueueView(StaffOnly, BaseView):
         groups = {status: [v for v in videos if v.status == status] for status in Status if status != Status.READY}
         return self.render("admin/queue.html", groups=groups, waiting=waiting, form=SecureForm(), Status=Status)
 
-    @expose("/retry/<int:video_id>/", methods=("POST",))
+    @expose("/retry/<id:video_id>/", methods=("POST",))
     def retry(self, video_id):
         form = SecureForm(request.form)
         if not form.validate():
@@ -289,14 +299,30 @@ class QueueView(StaffOnly, BaseView):
         return redirect(url_for(".index"))
 
 
+UPLOAD_ENDPOINTS = ("video.create_view", "video.edit_view")  # the forms that carry video files
+
+
+def is_upload_request():
+    return request.endpoint in UPLOAD_ENDPOINTS and request.method == "POST"
+
+
 def allow_video_uploads():
-    """Only staff forms may send large bodies; the API keeps MAX_CONTENT_LENGTH."""
-    if request.path.startswith("/admin/"):
+    """Only the staff upload forms may send large bodies; every other request keeps MAX_CONTENT_LENGTH."""
+    if is_upload_request():
         request.max_content_length = current_app.config["MAX_UPLOAD_BYTES"]
+
+
+def upload_too_large(error):
+    """Over the limit on an upload form: say so on the form; anywhere else the usual 413."""
+    if not is_upload_request():
+        return errors.handle_http_exception(error)
+    flash(f"The upload is larger than the limit of {request.max_content_length // 2**20} MB.", "error")
+    return redirect(request.url)
 
 
 def init_app(app):
     app.before_request(allow_video_uploads)
+    app.register_error_handler(RequestEntityTooLarge, upload_too_large)
     admin = Admin(app, name="Videoflix", theme=Bootstrap4Theme(swatch="flatly"), index_view=StaffIndexView())
     admin.add_view(VideoAdmin(Video, db, name="Videos"))
     admin.add_view(UserAdmin(User, db, name="Users"))

@@ -17,7 +17,7 @@ from videoflix.auth.models import User, normalize_email
 from videoflix.auth.passwords import password_problems
 from videoflix.extensions import db
 from videoflix.media.probe import VIDEO_EXTENSIONS, NotAVideo, probe
-from videoflix.pipeline.tasks import enqueue_transcode, recover_stalled_jobs
+from videoflix.pipeline.tasks import enqueue_transcode, recover_at_startup
 from videoflix.processes import die_with_parent
 from videoflix.queue import huey
 from videoflix.storage import keys, media_store
@@ -55,7 +55,7 @@ def create_admin(email, password):
 @with_appcontext
 def worker(workers):
     """Run the Huey consumer that transcodes videos and sends mail."""
-    recovered = recover_stalled_jobs()
+    recovered = recover_at_startup()
     if recovered:
         click.echo(f"Re-queued interrupted jobs of videos {recovered}.")
     threads = workers or current_app.config["WORKER_THREADS"]

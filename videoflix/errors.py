@@ -2,9 +2,11 @@
 
 import logging
 
-from flask import flash, jsonify, redirect, request
+import redis
+import sqlalchemy as sa
+from flask import jsonify, request
 from marshmallow import ValidationError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
 from videoflix.extensions import db
 
@@ -17,7 +19,11 @@ MESSAGES = {
     413: "Request body too large.",
     429: "Too many requests. Please try again later.",
     500: "Internal server error.",
+    503: "Service temporarily unavailable. Please try again shortly.",
 }
+RETRY_AFTER_SECONDS = 5
+# A backend that is down or busy for a moment: the request may succeed if repeated.
+UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, sa.exc.OperationalError)
 
 
 class JSONError(HTTPException):
@@ -42,9 +48,6 @@ def json_error(status, detail, headers=None):
 
 
 def handle_http_exception(error):
-    if error.code == 413 and request.path.startswith("/admin/"):
-        flash(f"The upload is larger than the limit of {request.max_content_length // 2**20} MB.", "error")
-        return redirect(request.url)
     if not is_api_request():
         return error
     if isinstance(error, JSONError):
@@ -66,6 +69,15 @@ def handle_validation_error(error):
     return jsonify(error.messages), 400
 
 
+def handle_unavailable_backend(error):
+    db.session.rollback()
+    log.warning("Backend unavailable on %s %s: %s", request.method, request.path, error)
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if is_api_request():
+        return json_error(503, MESSAGES[503], headers)
+    return ServiceUnavailable(retry_after=RETRY_AFTER_SECONDS)
+
+
 def handle_unexpected_error(error):
     db.session.rollback()
     log.exception("Unhandled error on %s %s", request.method, request.path)
@@ -77,4 +89,6 @@ def handle_unexpected_error(error):
 def init_app(app):
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(ValidationError, handle_validation_error)
+    for backend_error in UNAVAILABLE:
+        app.register_error_handler(backend_error, handle_unavailable_backend)
     app.register_error_handler(Exception, handle_unexpected_error)

@@ -1,10 +1,12 @@
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, validates
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from videoflix.extensions import db, utcnow
+
+PASSWORD_METHOD = "scrypt"
 
 
 class User(db.Model):
@@ -17,11 +19,18 @@ class User(db.Model):
     is_staff: Mapped[bool] = mapped_column(default=False)
     date_joined: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     last_login: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
-    # Bumped by a password reset: refresh tokens carry it, older ones stop working.
+    # Tokens carry it; moving it on (a password reset, a deactivation) ends every session of the user.
     token_version: Mapped[int] = mapped_column(default=0)
 
+    @validates("is_active")
+    def _end_sessions_on_deactivation(self, _key, active):
+        """A deactivated account's sessions end for good: reactivating it does not revive them."""
+        if self.is_active and not active:
+            self.token_version = (self.token_version or 0) + 1
+        return active
+
     def set_password(self, password):
-        self.password_hash = generate_password_hash(password, method="scrypt")
+        self.password_hash = generate_password_hash(password, method=PASSWORD_METHOD)
 
     def check_password(self, password):
         return check_password_hash(self.password_hash, password)
@@ -41,3 +50,13 @@ class RevokedToken(db.Model):
 
 def normalize_email(email):
     return email.strip().lower()
+
+
+def user_by_credentials(email, password):
+    """The user with this email and password, or None. An unknown email costs the same hashing work
+    as a wrong password (as Django does), so the answer's time does not tell who has an account."""
+    user = db.session.scalar(sa.select(User).where(User.email == normalize_email(email)))
+    if user is None:
+        generate_password_hash(password, method=PASSWORD_METHOD)
+        return None
+    return user if user.check_password(password) else None

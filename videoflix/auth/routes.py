@@ -7,9 +7,9 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, jsonify, request
 from marshmallow import ValidationError
 
-from videoflix.auth import emails, tokens
+from videoflix.auth import emails, revocation, tokens
 from videoflix.auth.limits import auth_limit, refresh_limit
-from videoflix.auth.models import User, normalize_email
+from videoflix.auth.models import User, user_by_credentials
 from videoflix.auth.schemas import EmailSchema, LoginUserSchema, NewPasswordSchema, RegisterSchema, UserSchema
 from videoflix.errors import JSONError
 from videoflix.extensions import db, limiter
@@ -68,8 +68,8 @@ def login():
     email, password = body.get("email"), body.get("password")
     if not isinstance(email, str) or not isinstance(password, str):
         abort(401, INVALID_CREDENTIALS)
-    user = db.session.scalar(sa.select(User).where(User.email == normalize_email(email)))
-    if user is None or not user.check_password(password):
+    user = user_by_credentials(email, password)
+    if user is None:
         abort(401, INVALID_CREDENTIALS)
     if not user.is_active:
         abort(403, NOT_ACTIVATED)
@@ -102,9 +102,11 @@ def logout():
     if not encoded:
         abort(400, REFRESH_MISSING)
     try:
-        tokens.revoke(tokens.refresh_claims(encoded))
-    except tokens.InvalidToken:  # already invalid: nothing left to revoke, the cookies still go
-        pass
+        refresh_claims = tokens.verified_claims(encoded, "refresh")
+    except tokens.InvalidToken:  # already unusable: nothing left to revoke, the cookies still go
+        refresh_claims = None
+    access_claims = tokens.request_access_claims()
+    revocation.revoke(*(claims for claims in (refresh_claims, access_claims) if claims))
     response = jsonify({"detail": LOGGED_OUT})
     tokens.clear_login_cookies(response)
     return response

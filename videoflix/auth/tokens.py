@@ -1,4 +1,5 @@
-"""Account links (activation, password reset), JWT cookies, sliding access and revocation."""
+"""Account links (activation, password reset), JWT cookies, the one verifier of access and refresh
+tokens, and the sliding access token."""
 
 import base64
 import binascii
@@ -10,8 +11,6 @@ from functools import lru_cache, wraps
 from types import MappingProxyType
 
 import jwt as pyjwt
-import redis
-import sqlalchemy as sa
 from flask import abort, current_app, g, request
 from flask_jwt_extended import (
     create_access_token,
@@ -22,8 +21,10 @@ from flask_jwt_extended import (
 )
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from videoflix.auth.models import RevokedToken, User
+from videoflix.auth import revocation
+from videoflix.auth.models import User
 from videoflix.extensions import db
+from videoflix.validation import parse_id
 
 ACTIVATION = "activate"
 PASSWORD_RESET = "password-reset"
@@ -41,7 +42,7 @@ def encode_uid(user_id):
 def decode_uid(uidb64):
     try:
         raw = base64.urlsafe_b64decode(uidb64 + "=" * (-len(uidb64) % 4))
-        return int(raw.decode("ascii")) if raw.isdigit() else None
+        return parse_id(raw.decode("ascii"))
     except (binascii.Error, ValueError):
         return None
 
@@ -147,31 +148,42 @@ def signed_claims(encoded, key, algorithm, leeway):
         key,
         algorithms=[algorithm],
         leeway=leeway,
-        options={"require": ["exp", "sub", "jti"], "verify_exp": False},
+        options={"require": ["exp", "iat", "sub", "jti"], "verify_exp": False},
     )
-    subject = claims["sub"]
-    if not (isinstance(subject, str) and subject.isascii() and subject.isdigit()):
-        raise pyjwt.InvalidSubjectError("the subject is not a user id")
+    if parse_id(claims["sub"]) is None:
+        raise pyjwt.exceptions.InvalidSubjectError("the subject is not a user id")
     return MappingProxyType(claims)
 
 
 def refresh_claims(encoded):
     """Claims of a refresh token that is valid, not revoked, and whose user may still sign in."""
     claims = verified_claims(encoded, "refresh")
-    if _refresh_token_is_unusable(claims):
+    if not revocation.is_live(claims):
         raise InvalidToken("refresh token revoked or its user can no longer sign in")
     return claims
 
 
 def access_claims():
-    """The claims of the request's valid access-token cookie; 401 JSON otherwise."""
+    """The claims of the request's live access-token cookie; 401 JSON otherwise."""
     encoded = request.cookies.get(current_app.config["JWT_ACCESS_COOKIE_NAME"])
     if not encoded:
         abort(401, NO_CREDENTIALS)
     try:
-        return verified_claims(encoded, "access")
+        claims = verified_claims(encoded, "access")
     except InvalidToken:
         abort(401, TOKEN_INVALID)
+    if not revocation.access_token_is_live(encoded, claims):
+        abort(401, TOKEN_INVALID)
+    return claims
+
+
+def request_access_claims():
+    """The claims of the request's access cookie if its signature verifies, else None (for logout)."""
+    encoded = request.cookies.get(current_app.config["JWT_ACCESS_COOKIE_NAME"])
+    try:
+        return verified_claims(encoded, "access") if encoded else None
+    except InvalidToken:
+        return None
 
 
 def login_required(view):
@@ -186,47 +198,13 @@ def login_required(view):
 
 
 def slide_access_token(response):
-    """Reissue an access cookie in the last third of its life, so watching never hits a 401."""
+    """Reissue an access cookie in the last third of its life, so watching never hits a 401. Only
+    live tokens reach here (login_required checked), so the token's claims are the user's current ones."""
     claims = g.get("access_claims")
     if not claims or response.status_code >= 400:
         return response
     lifetime = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds()
     remaining = claims["exp"] - datetime.now(UTC).timestamp()
     if remaining < lifetime / 3:
-        user = db.session.get(User, int(claims["sub"]))
-        if user is not None and user.is_active and user.token_version == claims.get("ver"):
-            set_access_cookie(response, new_access_token(user.id, user.token_version))
+        set_access_cookie(response, new_access_token(claims["sub"], claims["ver"]))
     return response
-
-
-# --- revocation: Redis when configured, the database otherwise ---
-
-
-def _redis():
-    client = current_app.extensions.get("videoflix_redis")
-    if client is None:
-        client = current_app.extensions["videoflix_redis"] = redis.Redis.from_url(current_app.config["REDIS_URL"])
-    return client
-
-
-def revoke(claims):
-    expires_at = datetime.fromtimestamp(claims["exp"], UTC)
-    if current_app.config["REDIS_URL"]:
-        ttl = max(1, int(claims["exp"] - datetime.now(UTC).timestamp()))
-        _redis().set(f"videoflix:revoked:{claims['jti']}", 1, ex=ttl)
-        return
-    db.session.execute(sa.delete(RevokedToken).where(RevokedToken.expires_at < datetime.now(UTC)))
-    if db.session.get(RevokedToken, claims["jti"]) is None:
-        db.session.add(RevokedToken(jti=claims["jti"], expires_at=expires_at))
-    db.session.commit()
-
-
-def _is_revoked(jti):
-    if current_app.config["REDIS_URL"]:
-        return bool(_redis().exists(f"videoflix:revoked:{jti}"))
-    return db.session.get(RevokedToken, jti) is not None
-
-
-def _refresh_token_is_unusable(claims):
-    user = db.session.get(User, int(claims["sub"]))
-    return user is None or not user.is_active or user.token_version != claims.get("ver") or _is_revoked(claims["jti"])

@@ -7,10 +7,12 @@ away, and the job notices on its next progress report (Cancelled)."""
 import contextlib
 import logging
 import shutil
+import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+from flask import current_app
 
 from videoflix.extensions import db
 from videoflix.media.ffmpeg import FFmpegFailed
@@ -27,6 +29,46 @@ class Cancelled(Exception):
     """The video was deleted or re-queued while its job ran."""
 
 
+def stale_after():
+    """A job whose heartbeat is older than this has lost its worker (three missed beats)."""
+    return timedelta(seconds=3 * current_app.config["JOB_HEARTBEAT_SECONDS"])
+
+
+def _beat(video_id, job_id):
+    db.session.execute(
+        sa.update(Video).where(Video.id == video_id, Video.job_id == job_id).values(heartbeat_at=datetime.now(UTC))
+    )
+    db.session.commit()
+
+
+class Heartbeat:
+    """Writes the job's heartbeat every JOB_HEARTBEAT_SECONDS while it runs, whichever step it is in
+    (probing, encoding, storing), from a thread of its own with its own database session."""
+
+    def __init__(self, video_id, job_id):
+        self._app = current_app._get_current_object()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(video_id, job_id), daemon=True)
+
+    def _run(self, video_id, job_id):
+        with self._app.app_context():
+            while not self._stopped.wait(self._app.config["JOB_HEARTBEAT_SECONDS"]):
+                try:
+                    _beat(video_id, job_id)
+                except Exception as error:  # a missed beat is not the job's failure; the next one may land
+                    log.warning("heartbeat of video %s failed: %s", video_id, error)
+                    db.session.rollback()
+            db.session.remove()
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
 class Job:
     def __init__(self, video_id, job_id):
         self.video_id = video_id
@@ -34,6 +76,7 @@ class Job:
         self.scratch = media_store().work_root() / str(video_id)
         self.workspace = self.scratch / job_id
         self.resources = contextlib.ExitStack()  # what the steps opened (local copies of sources)
+        self.heartbeat = Heartbeat(video_id, job_id)
         self._last_report = 0.0
 
     def still_owned(self):
@@ -54,12 +97,13 @@ class Job:
         video.status, video.progress, video.error = Status.PROCESSING, 0, None
         video.heartbeat_at = datetime.now(UTC)
         db.session.commit()
+        self.heartbeat.start()
         shutil.rmtree(self.scratch, ignore_errors=True)  # this job's earlier try, or superseded jobs' work
         self.workspace.mkdir(parents=True)
         return video
 
     def report(self, seconds, duration):
-        """Progress and heartbeat, at most once per PROGRESS_INTERVAL; Cancelled once not owned."""
+        """Progress (and a heartbeat), at most once per PROGRESS_INTERVAL; Cancelled once not owned."""
         now = time.monotonic()
         if now - self._last_report < PROGRESS_INTERVAL:
             return
@@ -84,7 +128,9 @@ class Job:
         db.session.commit()
 
     def discard(self):
-        """Close what the steps opened and remove the workspace (and the video's scratch folder if empty)."""
+        """Stop the heartbeat, close what the steps opened and remove the workspace (and the video's
+        scratch folder if empty)."""
+        self.heartbeat.stop()
         self.resources.close()
         shutil.rmtree(self.workspace, ignore_errors=True)
         with contextlib.suppress(OSError):

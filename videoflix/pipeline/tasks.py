@@ -3,19 +3,19 @@ never objects."""
 
 import logging
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from huey import crontab
 
 from videoflix.extensions import db
 from videoflix.pipeline import steps
+from videoflix.pipeline.job import stale_after
 from videoflix.queue import huey, periodic_task, task
 from videoflix.videos.models import Status, Video
 
 log = logging.getLogger(__name__)
 TRANSCODE_RETRIES = 2
-STALE_AFTER = timedelta(minutes=2)  # a processing job reports progress every second
 
 
 @task(retries=TRANSCODE_RETRIES, retry_delay=15, context=True)
@@ -44,7 +44,7 @@ def queued_jobs():
 def recover_stalled_jobs():
     """Re-queue videos whose worker died: processing without a recent progress report, or pending
     without a queued job. Returns their ids. A re-run starts from scratch and gives the same result."""
-    stale_before = datetime.now(UTC) - STALE_AFTER
+    stale_before = datetime.now(UTC) - stale_after()
     waiting = queued_jobs()
     candidates = db.session.scalars(sa.select(Video).where(Video.status.in_([Status.PENDING, Status.PROCESSING]))).all()
     recovered = []
@@ -64,3 +64,16 @@ def recover_stalled_jobs():
 @periodic_task(crontab(minute="*"))
 def recover_stalled_jobs_periodically():
     recover_stalled_jobs()
+
+
+@task()
+def recover_stalled_jobs_later():
+    recover_stalled_jobs()
+
+
+def recover_at_startup():
+    """What a worker does as it starts: re-queue the jobs of workers that are gone now, and look
+    again once the heartbeats of any that died just before have had time to go stale."""
+    recovered = recover_stalled_jobs()
+    recover_stalled_jobs_later.schedule(delay=stale_after().total_seconds())
+    return recovered

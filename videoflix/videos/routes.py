@@ -17,7 +17,7 @@ bp = Blueprint("videos", __name__, url_prefix="/api/video")
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 SEGMENT_TYPE = "video/MP2T"
-SEGMENT_NAME = re.compile(r"\d{3,5}\.ts")  # matched whole (fullmatch)
+SEGMENT_NAME = re.compile(r"[0-9]{3,5}\.ts")  # matched whole (fullmatch); ASCII digits only
 PLAYLIST_MAX_AGE = 0  # revalidate: cheap 304s, and a re-transcode shows at once
 SEGMENT_MAX_AGE = 3600
 
@@ -58,20 +58,20 @@ def list_videos():
     return Response(body, mimetype="application/json")
 
 
-@bp.get("/<int:video_id>/")
+@bp.get("/<id:video_id>/")
 @login_required
 def video_detail(video_id):
     return VideoDetailSchema().dump(ready_video(video_id))
 
 
-@bp.get("/<int:video_id>/master.m3u8")
+@bp.get("/<id:video_id>/master.m3u8")
 @login_required
 def master_playlist(video_id):
     hls_path, _renditions = published(video_id)
     return delivery.send(f"{hls_path}/master.m3u8", PLAYLIST_TYPE, PLAYLIST_MAX_AGE)
 
 
-@bp.get("/<int:video_id>/<resolution>/index.m3u8")
+@bp.get("/<id:video_id>/<resolution>/index.m3u8")
 @login_required
 def media_playlist(video_id, resolution):
     hls_path, renditions = published(video_id)
@@ -79,8 +79,8 @@ def media_playlist(video_id, resolution):
     return delivery.send(f"{hls_path}/{rendition}/index.m3u8", PLAYLIST_TYPE, PLAYLIST_MAX_AGE)
 
 
-@bp.get("/<int:video_id>/<resolution>/<segment>")
-@bp.get("/<int:video_id>/<resolution>/<segment>/")
+@bp.get("/<id:video_id>/<resolution>/<segment>")
+@bp.get("/<id:video_id>/<resolution>/<segment>/")
 @login_required
 def media_segment(video_id, resolution, segment):
     if not SEGMENT_NAME.fullmatch(segment):

@@ -1,9 +1,10 @@
 from datetime import UTC
 
 from flask import g, url_for
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from videoflix.storage import keys
+from videoflix.validation import storable
 from videoflix.videos.models import CATEGORIES
 
 
@@ -38,9 +39,14 @@ class VideoDetailSchema(VideoSchema):
     resolutions = fields.List(fields.String(), attribute="renditions")
 
 
+def _storable_text(text):
+    if not storable(text):
+        raise ValidationError("Contains a character that is not allowed.")
+
+
 class CatalogueQuerySchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
     category = fields.String(validate=validate.OneOf(CATEGORIES))
-    q = fields.String(validate=validate.Length(max=200))
+    q = fields.String(validate=[validate.Length(max=200), _storable_text])

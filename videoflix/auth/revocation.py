@@ -1,0 +1,156 @@
+"""Sessions that end when they should: revoked token ids, and the epoch that tells every web process
+at once that some session ended.
+
+A token is live while its id is not revoked and its user still exists, is active, has the token
+version the token carries (a password reset or a deactivation moves it on) and joined before the
+token was issued (SQLite may give a deleted user's id to a new one). Each process remembers the
+access tokens it found live together with the epoch it read *before* looking; whatever ends a
+session is committed first and bumps the epoch afterwards, so the next request, in every
+process, looks again. The epoch costs one Redis GET per request in production, and one read of
+a 16-byte file beside the database on the embedded default."""
+
+import os
+import secrets
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import redis
+import sqlalchemy as sa
+from cachetools import LRUCache
+from flask import current_app
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from videoflix.auth.models import RevokedToken, User
+from videoflix.extensions import db
+
+EPOCH_KEY = "videoflix:sessions:epoch"
+REVOKED_PREFIX = "videoflix:revoked:"
+LIVE_TOKENS = 4096  # access tokens remembered as live per process
+# Changes to these end a user's sessions (a reset changes both the hash and the version).
+SESSION_FIELDS = ("is_active", "token_version")
+
+
+# --- where the state lives: Redis when configured, the database and a file otherwise ---
+
+
+def _redis():
+    client = current_app.extensions.get("videoflix_redis")
+    if client is None:
+        client = current_app.extensions["videoflix_redis"] = redis.Redis.from_url(current_app.config["REDIS_URL"])
+    return client
+
+
+def current_epoch():
+    if current_app.config["REDIS_URL"]:
+        return _redis().get(EPOCH_KEY) or b"0"
+    try:
+        with open(current_app.config["SESSIONS_EPOCH_FILE"], "rb") as epoch_file:
+            return epoch_file.read()
+    except FileNotFoundError:
+        return b"0"
+
+
+def bump_epoch():
+    """Tell every process that remembered live tokens to look at them again."""
+    if current_app.config["REDIS_URL"]:
+        _redis().incr(EPOCH_KEY)
+        return
+    path = Path(current_app.config["SESSIONS_EPOCH_FILE"])
+    partial = path.with_name(f"{path.name}.{secrets.token_hex(4)}.part")
+    partial.write_bytes(secrets.token_bytes(16))
+    os.replace(partial, path)  # readers see the old epoch or the new one, never a torn write
+
+
+def revoke(*claims_of_tokens):
+    """Revoke tokens by their ids until they would have expired anyway; takes effect at once."""
+    now = datetime.now(UTC)
+    if current_app.config["REDIS_URL"]:
+        with _redis().pipeline() as pipe:
+            for claims in claims_of_tokens:
+                pipe.set(f"{REVOKED_PREFIX}{claims['jti']}", 1, ex=max(1, int(claims["exp"] - now.timestamp())))
+            pipe.execute()
+    else:
+        db.session.execute(sa.delete(RevokedToken).where(RevokedToken.expires_at < now))
+        for claims in claims_of_tokens:
+            if db.session.get(RevokedToken, claims["jti"]) is None:
+                db.session.add(RevokedToken(jti=claims["jti"], expires_at=datetime.fromtimestamp(claims["exp"], UTC)))
+        db.session.commit()
+    bump_epoch()
+
+
+def _is_revoked(jti):
+    if current_app.config["REDIS_URL"]:
+        return bool(_redis().exists(f"{REVOKED_PREFIX}{jti}"))
+    return db.session.get(RevokedToken, jti) is not None
+
+
+# --- is a token still live? ---
+
+
+def _as_utc(moment):
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment  # SQLite drops the zone
+
+
+def user_accepts(user, claims):
+    """True while `user` may still use a token with these claims."""
+    return (
+        user is not None
+        and user.is_active
+        and user.token_version == claims.get("ver")
+        and claims["iat"] >= int(_as_utc(user.date_joined).timestamp())
+    )
+
+
+def is_live(claims):
+    """The full check: not revoked, and its user accepts it (one query, one revocation lookup)."""
+    user = db.session.get(User, int(claims["sub"]))  # the verifier checked it is an id
+    return user_accepts(user, claims) and not _is_revoked(claims["jti"])
+
+
+def access_token_is_live(encoded, claims):
+    """is_live for an access token, remembered per process until the epoch moves on."""
+    epoch = current_epoch()  # read before looking: a revocation that lands meanwhile moves it on
+    live_tokens, lock = current_app.extensions.setdefault(
+        "videoflix_live_tokens", (LRUCache(maxsize=LIVE_TOKENS), threading.Lock())
+    )
+    with lock:
+        if live_tokens.get(encoded) == epoch:
+            return True
+    if not is_live(claims):
+        return False
+    with lock:
+        live_tokens[encoded] = epoch
+    return True
+
+
+# --- changes to users that end sessions bump the epoch once they are committed ---
+
+PENDING = "videoflix_sessions_ending"
+
+
+@event.listens_for(Session, "before_flush")
+def _note_user_changes(session, _context, _instances):
+    if any(isinstance(obj, User) for obj in session.deleted) or any(
+        isinstance(obj, User) and any(sa.inspect(obj).attrs[name].history.has_changes() for name in SESSION_FIELDS)
+        for obj in session.dirty
+    ):
+        session.info[PENDING] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_bulk_user_changes(state):
+    if (state.is_update or state.is_delete) and state.bind_mapper is not None and state.bind_mapper.class_ is User:
+        state.session.info[PENDING] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _bump_after_commit(session):
+    if session.info.pop(PENDING, False):
+        bump_epoch()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_on_rollback(session):
+    session.info.pop(PENDING, None)
