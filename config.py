@@ -105,6 +105,8 @@ class Config:
     # Per-rung x264 settings; see videoflix/media/ladder.py for the defaults.
     TRANSCODE_PRESET = _env("TRANSCODE_PRESET")
     TRANSCODE_TIMEOUT_FACTOR = float(_env("TRANSCODE_TIMEOUT_FACTOR", "10"))
+    # After the fast ladder plays, replace it with the efficient one (per-title CRF, x264 slow).
+    TRANSCODE_OPTIMISE = _flag("TRANSCODE_OPTIMISE", True)
 
 
 class DevelopmentConfig(Config):
@@ -121,6 +123,7 @@ class TestingConfig(Config):
     APP_ENV = "testing"
     TESTING = True
     HUEY_IMMEDIATE = True
+    TRANSCODE_OPTIMISE = False  # tests of the second pass switch it on
     RATELIMIT_ENABLED = False
     MAIL_SERVER = None
     JWT_COOKIE_SECURE = False

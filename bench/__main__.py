@@ -7,6 +7,6 @@ from bench import catalogue, serving, transcode
 if __name__ == "__main__":
     failures = 0
     for benchmark in (transcode, serving, catalogue):
-        failures += benchmark.main(["--steps"] if benchmark is transcode else []) != 0
+        failures += benchmark.main([]) != 0
         print()
     sys.exit(1 if failures else 0)

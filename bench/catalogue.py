@@ -13,12 +13,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from flask_jwt_extended import create_access_token
 
 from bench.common import machine, percentile, table
 from config import database_url
 from videoflix import create_app
 from videoflix.auth.models import User
+from videoflix.auth.tokens import new_access_token
 from videoflix.extensions import db
 from videoflix.videos import catalogue
 from videoflix.videos.models import CATEGORIES, Status, Video
@@ -73,7 +73,7 @@ def measure(config, count):
         db.session.add(user)
         db.session.commit()
         fill(count)
-        token = create_access_token(identity=str(user.id))
+        token = new_access_token(user.id, user.token_version)
         engine = db.engine
     client = app.test_client()
     client.set_cookie("access_token", token)

@@ -35,7 +35,7 @@ def test_ladder_never_upscales(source, expected):
 
 def test_codecs_string_follows_profile_and_level():
     rungs = {rung.name: rung for rung in build_ladder(probe(1920, 1080))}
-    assert rungs["480p"].codecs == "avc1.4d401f"  # Main, level 3.1
+    assert rungs["480p"].codecs == "avc1.64001f"  # High, level 3.1
     assert rungs["720p"].codecs == "avc1.640028"  # High, level 4.0
     assert rungs["1080p"].codecs == "avc1.640029"  # High, level 4.1
 
@@ -100,7 +100,7 @@ def test_master_playlist_lists_every_rung_with_its_attributes():
         "#EXTM3U",
         "#EXT-X-VERSION:6",
         "#EXT-X-INDEPENDENT-SEGMENTS",
-        '#EXT-X-STREAM-INF:BANDWIDTH=900000,AVERAGE-BANDWIDTH=700000,RESOLUTION=854x480,CODECS="avc1.4d401f,mp4a.40.2",FRAME-RATE=30.000',
+        '#EXT-X-STREAM-INF:BANDWIDTH=900000,AVERAGE-BANDWIDTH=700000,RESOLUTION=854x480,CODECS="avc1.64001f,mp4a.40.2",FRAME-RATE=30.000',
         "480p/index.m3u8",
         '#EXT-X-STREAM-INF:BANDWIDTH=2500000,AVERAGE-BANDWIDTH=2000000,RESOLUTION=1280x720,CODECS="avc1.640028,mp4a.40.2",FRAME-RATE=30.000',
         "720p/index.m3u8",
@@ -110,4 +110,4 @@ def test_master_playlist_lists_every_rung_with_its_attributes():
 def test_master_playlist_without_audio_names_only_the_video_codec():
     source = probe(854, 480, audio=False)
     playlist = build_master_playlist(build_ladder(source), {"480p": RenditionStats(1, 1)}, source)
-    assert 'CODECS="avc1.4d401f"' in playlist
+    assert 'CODECS="avc1.64001f"' in playlist

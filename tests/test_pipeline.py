@@ -94,7 +94,7 @@ def test_source_without_audio_works(app, runner, clips):
     video = only_video(app)
     assert video.status == Status.READY and video.has_audio is False
     master = m3u8.load(str(Path(app.config["MEDIA_ROOT"]) / video.hls_path / "master.m3u8"))
-    assert master.playlists[0].stream_info.codecs == "avc1.4d401f"
+    assert master.playlists[0].stream_info.codecs == "avc1.64001f"
 
 
 def test_longer_source_is_cut_into_six_second_segments_on_every_rung(app, runner, clips):

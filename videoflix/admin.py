@@ -28,7 +28,7 @@ from videoflix.pipeline.cleanup import delete_video_media
 from videoflix.pipeline.tasks import enqueue_transcode, queued_jobs
 from videoflix.storage import keys, media_store
 from videoflix.validation import parse_id
-from videoflix.videos.models import CATEGORIES, Status, Video
+from videoflix.videos.models import CATEGORIES, Phase, Status, Video
 
 STAFF_SESSION_KEY = "staff_user_id"
 
@@ -127,15 +127,25 @@ validate_video_file = upload_validator("file", VIDEO_EXTENSIONS, probe)
 validate_poster_file = upload_validator("image", IMAGE_EXTENSIONS, check_image)
 
 
+def _progress_bar(percent, label):
+    return Markup(
+        '<div class="progress" style="min-width:8em" title="{label}">'
+        '<div class="progress-bar progress-bar-striped progress-bar-animated" role="progressbar" '
+        'style="width:{p}%">{label}</div></div>'
+    ).format(p=int(percent), label=label)
+
+
 def _status_cell(_view, _context, video, _name):
+    """The status, and while a ready video's efficient ladder is made, that phase's progress."""
     if video.status == Status.PROCESSING:
-        return Markup(
-            '<div class="progress" style="min-width:8em" title="{p}%">'
-            '<div class="progress-bar progress-bar-striped progress-bar-animated" role="progressbar" '
-            'style="width:{p}%">{p}%</div></div>'
-        ).format(p=int(video.progress))
+        return _progress_bar(video.progress, f"{int(video.progress)}%")
     badge = {"ready": "success", "failed": "danger", "pending": "secondary"}.get(video.status, "light")
-    return Markup('<span class="badge badge-{}">{}</span>').format(badge, video.status)
+    cell = Markup('<span class="badge badge-{}">{}</span>').format(badge, video.status)
+    if video.status == Status.READY and video.phase == Phase.OPTIMISING:
+        cell += _progress_bar(video.progress, f"playable, optimising {int(video.progress)}%")
+    elif video.status == Status.READY and video.phase:
+        cell += Markup(' <small class="text-muted">{} ladder</small>').format(video.phase)
+    return cell
 
 
 def _duration_cell(_view, _context, video, _name):

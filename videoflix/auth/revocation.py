@@ -6,14 +6,12 @@ version the token carries (a password reset or a deactivation moves it on) and j
 token was issued (SQLite may give a deleted user's id to a new one). Each process remembers the
 access tokens it found live together with the epoch it read *before* looking; whatever ends a
 session is committed first and bumps the epoch afterwards, so the next request, in every
-process, looks again. The epoch costs one Redis GET per request in production, and one read of
-a 16-byte file beside the database on the embedded default."""
+process, looks again. The epoch costs one Redis GET per request in production, and one stat of a
+small file beside the database on the embedded default."""
 
 import os
-import secrets
 import threading
 from datetime import UTC, datetime
-from pathlib import Path
 
 import redis
 import sqlalchemy as sa
@@ -28,6 +26,7 @@ from videoflix.extensions import db
 EPOCH_KEY = "videoflix:sessions:epoch"
 REVOKED_PREFIX = "videoflix:revoked:"
 LIVE_TOKENS = 4096  # access tokens remembered as live per process
+LIVE_TOKENS_EXTENSION = "videoflix_live_tokens"
 # Changes to these end a user's sessions (a reset changes both the hash and the version).
 SESSION_FIELDS = ("is_active", "token_version")
 
@@ -43,13 +42,14 @@ def _redis():
 
 
 def current_epoch():
+    """The Redis counter; without Redis, the size of an append-only file (one stat, ~1 us: it only
+    ever grows, so an old value never comes back)."""
     if current_app.config["REDIS_URL"]:
-        return _redis().get(EPOCH_KEY) or b"0"
+        return int(_redis().get(EPOCH_KEY) or 0)
     try:
-        with open(current_app.config["SESSIONS_EPOCH_FILE"], "rb") as epoch_file:
-            return epoch_file.read()
+        return os.stat(current_app.config["SESSIONS_EPOCH_FILE"]).st_size
     except FileNotFoundError:
-        return b"0"
+        return 0
 
 
 def bump_epoch():
@@ -57,10 +57,8 @@ def bump_epoch():
     if current_app.config["REDIS_URL"]:
         _redis().incr(EPOCH_KEY)
         return
-    path = Path(current_app.config["SESSIONS_EPOCH_FILE"])
-    partial = path.with_name(f"{path.name}.{secrets.token_hex(4)}.part")
-    partial.write_bytes(secrets.token_bytes(16))
-    os.replace(partial, path)  # readers see the old epoch or the new one, never a torn write
+    with open(current_app.config["SESSIONS_EPOCH_FILE"], "ab") as epoch_file:  # O_APPEND: atomic across processes
+        epoch_file.write(b".")
 
 
 def revoke(*claims_of_tokens):
@@ -109,12 +107,20 @@ def is_live(claims):
     return user_accepts(user, claims) and not _is_revoked(claims["jti"])
 
 
+def _live_tokens():
+    """This process's memo of live access tokens (bounded, least recently used out) and its lock."""
+    memo = current_app.extensions.get(LIVE_TOKENS_EXTENSION)
+    if memo is None:
+        memo = current_app.extensions.setdefault(
+            LIVE_TOKENS_EXTENSION, (LRUCache(maxsize=LIVE_TOKENS), threading.Lock())
+        )
+    return memo
+
+
 def access_token_is_live(encoded, claims):
     """is_live for an access token, remembered per process until the epoch moves on."""
     epoch = current_epoch()  # read before looking: a revocation that lands meanwhile moves it on
-    live_tokens, lock = current_app.extensions.setdefault(
-        "videoflix_live_tokens", (LRUCache(maxsize=LIVE_TOKENS), threading.Lock())
-    )
+    live_tokens, lock = _live_tokens()
     with lock:
         if live_tokens.get(encoded) == epoch:
             return True

@@ -4,14 +4,15 @@ no Flask and no subprocess, so that every decision here is unit-tested without r
 from dataclasses import dataclass
 
 SEGMENT_SECONDS = 6
-KEYFRAME_SECONDS = 2  # divides SEGMENT_SECONDS, so every rung cuts segments at the same frames
+# Keyframe spacing divides SEGMENT_SECONDS, so every rung (and both ladders) cut segments at the
+# same frames: viewers keep playing when the efficient ladder replaces the fast one.
+FAST_GOP_SECONDS = 2
+EFFICIENT_GOP_SECONDS = SEGMENT_SECONDS  # one closed GOP per segment: 18-20% fewer bits (DESIGN.md)
 
 
 @dataclass(frozen=True)
 class RungSpec:
-    """One standard rung: its name, its short side, and its x264 settings.
-
-    Rate caps follow Apple's HLS authoring ladder; CRF keeps easy content small."""
+    """One standard rung: its name, its short side, and its x264 settings (a CRF under a rate cap)."""
 
     name: str
     height: int
@@ -22,17 +23,35 @@ class RungSpec:
     profile: str
     level: str
     x264_params: str = ""
+    reference_kbps: int = 0  # efficient ladder: the reference ladder's rate, which its bits stay under
+    bufsize_kbps: int = 0  # 0: twice maxrate
+
+    @property
+    def vbv_bufsize_kbps(self):
+        return self.bufsize_kbps or self.maxrate_kbps * 2
 
 
-# Presets measured by bench/transcode.py (README, "Performance"): ultrafast with CABAC and the
-# deblocking filter put back keeps SSIM within 0.01 of the seed's medium-preset output at 4-5x
-# the speed; the small 480p rung can afford superfast.
+# The fast ladder, published first so a video is playable within seconds (README, "Performance"):
+# ultrafast with CABAC and the deblocking filter put back, superfast for the small 480p rung, and
+# Apple's HLS rate caps. It costs bits, so the efficient ladder replaces it.
 FAST_X264 = "cabac=1:deblock=0,0"
 STANDARD_RUNGS = (
-    RungSpec("480p", 480, "superfast", 21, 1600, 96, "main", "3.1"),
+    RungSpec("480p", 480, "superfast", 21, 1600, 96, "high", "3.1"),
     RungSpec("720p", 720, "ultrafast", 21, 4500, 128, "high", "4.0", FAST_X264),
     RungSpec("1080p", 1080, "ultrafast", 21, 7800, 128, "high", "4.1", FAST_X264),
 )
+# The efficient ladder: x264 slow and a CRF chosen per title (media/ratecontrol.py) so that it sends
+# no more bits than a conventional fixed-bitrate ladder (1000 / 2500 / 5000 kb/s, x264 medium) for
+# at least its quality. Peaks are capped at twice that rate, not the average: a cap at the average
+# clamps hard content frame by frame and costs more quality than the bits it saves (bench/transcode.py).
+# Same names, sizes and profiles as the fast ladder.
+REFERENCE_KBPS = {"480p": 1000, "720p": 2500, "1080p": 5000}
+DEFAULT_CRF = 23  # when no per-title choice could be made
+EFFICIENT_RUNGS = tuple(
+    RungSpec(spec.name, spec.height, "slow", DEFAULT_CRF, 2 * REFERENCE_KBPS[spec.name], 96, spec.profile,
+             spec.level, reference_kbps=REFERENCE_KBPS[spec.name], bufsize_kbps=2 * REFERENCE_KBPS[spec.name])
+    for spec in STANDARD_RUNGS
+)  # fmt: skip
 RESOLUTIONS = tuple(spec.name for spec in STANDARD_RUNGS)
 _PROFILE_IDC = {"baseline": "42E0", "main": "4D40", "high": "6400"}
 
@@ -55,7 +74,8 @@ class Rung:
 
 
 def _even(value):
-    return max(2, int(round(value / 2)) * 2)
+    """The nearest even size (halves round up: 853 becomes 854, as 16:9 at 480 lines is)."""
+    return max(2, int(value / 2 + 0.5) * 2)
 
 
 def _scaled(probe, short_side):
@@ -75,8 +95,8 @@ def build_ladder(probe, specs=STANDARD_RUNGS):
     return [Rung(spec, *_scaled(probe, spec.height)) for spec in fitting]
 
 
-def keyframe_interval(fps):
-    return max(1, round((fps or 25) * KEYFRAME_SECONDS))
+def keyframe_interval(fps, gop_seconds=FAST_GOP_SECONDS):
+    return max(1, round((fps or 25) * gop_seconds))
 
 
 def _filter_graph(rungs, cascade):
@@ -104,9 +124,9 @@ def _filter_graph(rungs, cascade):
     return ";".join(parts)
 
 
-def build_hls_command(ffmpeg, source, out_dir, probe, rungs, preset=None, cascade=True):
+def build_hls_command(ffmpeg, source, out_dir, probe, rungs, preset=None, cascade=True, gop_seconds=FAST_GOP_SECONDS):
     """One ffmpeg process that writes every rung as an HLS rendition into out_dir/<name>/."""
-    gop = keyframe_interval(probe.fps)
+    gop = keyframe_interval(probe.fps, gop_seconds)
     command = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-i", str(source)]
     command += ["-filter_complex", _filter_graph(rungs, cascade)]
     stream_map = []
@@ -117,7 +137,7 @@ def build_hls_command(ffmpeg, source, out_dir, probe, rungs, preset=None, cascad
             f"-preset:v:{index}", preset or spec.preset,
             f"-crf:v:{index}", str(spec.crf),
             f"-maxrate:v:{index}", f"{spec.maxrate_kbps}k",
-            f"-bufsize:v:{index}", f"{spec.maxrate_kbps * 2}k",
+            f"-bufsize:v:{index}", f"{spec.vbv_bufsize_kbps}k",
             f"-profile:v:{index}", spec.profile,
             f"-level:v:{index}", spec.level,
         ]  # fmt: skip
@@ -146,13 +166,23 @@ def build_hls_command(ffmpeg, source, out_dir, probe, rungs, preset=None, cascad
     return command
 
 
+POSTER_HEIGHT = 720
+
+
+def poster_size(probe):
+    """The poster's size: the picture as displayed, at most POSTER_HEIGHT tall."""
+    height = min(POSTER_HEIGHT, probe.height)
+    return _even(probe.width * height / probe.height), _even(height)
+
+
 def build_poster_command(ffmpeg, source, target, probe):
     """A representative frame (ffmpeg's `thumbnail` filter) from about a tenth into the video."""
     seek = min(probe.duration * 0.1, 30.0)
+    width, height = poster_size(probe)
     return [
         ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
         "-ss", f"{seek:.3f}", "-i", str(source),
-        "-vf", "thumbnail=50,scale=-2:'min(720,ih)'", "-frames:v", "1", "-q:v", "3",
+        "-vf", f"thumbnail=50,scale={width}:{height},setsar=1", "-frames:v", "1", "-q:v", "3",
         str(target),
     ]  # fmt: skip
 

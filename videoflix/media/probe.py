@@ -14,7 +14,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 @dataclass(frozen=True)
 class Probe:
     duration: float
-    width: int  # as displayed, rotation applied
+    width: int  # as displayed, in square pixels: rotation and sample aspect ratio applied
     height: int
     fps: float
     has_audio: bool
@@ -36,9 +36,7 @@ def probe(path):
             frame = next(container.decode(stream), None)
             if frame is None:
                 raise NotAVideo("No video frame could be decoded.")
-            width, height = frame.width, frame.height
-            if abs(getattr(frame, "rotation", 0) or 0) in (90, 270):
-                width, height = height, width
+            width, height = display_size(frame.width, frame.height, _sample_aspect(stream), frame.rotation)
             duration = _duration(container, stream)
             rate = stream.average_rate or stream.guessed_rate
             has_audio = bool(container.streams.audio)
@@ -49,6 +47,22 @@ def probe(path):
     if duration <= 0:
         raise NotAVideo("The video has no duration.")
     return Probe(duration=duration, width=width, height=height, fps=float(rate or 0), has_audio=has_audio)
+
+
+def _sample_aspect(stream):
+    """The shape of a pixel (DVDs and some cameras store non-square ones); None when unknown."""
+    return stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+
+
+def display_size(coded_width, coded_height, sample_aspect=None, rotation=0):
+    """The picture as a viewer sees it, in square pixels: non-square pixels widen (or narrow) it,
+    a quarter turn swaps the sides (ffmpeg rotates while it decodes)."""
+    width = coded_width
+    if sample_aspect and sample_aspect > 0:
+        width = round(coded_width * sample_aspect)
+    if abs(rotation or 0) in (90, 270):
+        return coded_height, width
+    return width, coded_height
 
 
 def _duration(container, stream):

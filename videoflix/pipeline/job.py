@@ -18,7 +18,7 @@ from videoflix.extensions import db
 from videoflix.media.ffmpeg import FFmpegFailed
 from videoflix.media.probe import NotAVideo
 from videoflix.storage import media_store
-from videoflix.videos.models import Status, Video
+from videoflix.videos.models import Phase, Status, Video
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 1.0  # seconds between progress writes to the Video row
@@ -70,9 +70,13 @@ class Heartbeat:
 
 
 class Job:
-    def __init__(self, video_id, job_id):
+    """One attempt. A first transcode makes the video playable (pending -> processing -> ready |
+    failed); an optimising one replaces a playable video's ladder, and the video stays ready."""
+
+    def __init__(self, video_id, job_id, optimising=False):
         self.video_id = video_id
         self.job_id = job_id
+        self.optimising = optimising
         self.scratch = media_store().work_root() / str(video_id)
         self.workspace = self.scratch / job_id
         self.resources = contextlib.ExitStack()  # what the steps opened (local copies of sources)
@@ -92,23 +96,27 @@ class Job:
         return video
 
     def start(self):
-        """Mark the video processing and give this attempt an empty workspace."""
+        """Mark the video processing (or optimising) and give this attempt an empty workspace."""
         video = self.video()
-        video.status, video.progress, video.error = Status.PROCESSING, 0, None
-        video.heartbeat_at = datetime.now(UTC)
+        if self.optimising:
+            video.phase = Phase.OPTIMISING
+        else:
+            video.status = Status.PROCESSING
+        video.progress, video.error, video.heartbeat_at = 0, None, datetime.now(UTC)
         db.session.commit()
         self.heartbeat.start()
         shutil.rmtree(self.scratch, ignore_errors=True)  # this job's earlier try, or superseded jobs' work
         self.workspace.mkdir(parents=True)
         return video
 
-    def report(self, seconds, duration):
-        """Progress (and a heartbeat), at most once per PROGRESS_INTERVAL; Cancelled once not owned."""
+    def report(self, done):
+        """Progress (`done` from 0 to 1) and a heartbeat, at most once per PROGRESS_INTERVAL;
+        Cancelled once the job no longer owns the video."""
         now = time.monotonic()
         if now - self._last_report < PROGRESS_INTERVAL:
             return
         self._last_report = now
-        percent = max(0, min(99, int(seconds * 100 / duration))) if duration else 0
+        percent = max(0, min(99, int(done * 100)))
         result = db.session.execute(
             sa.update(Video)
             .where(Video.id == self.video_id, Video.job_id == self.job_id)
@@ -119,11 +127,15 @@ class Job:
             raise Cancelled()
 
     def fail(self, message):
+        """A first transcode fails the video; a failed optimisation leaves the fast ladder playing."""
+        outcome = {"status": Status.FAILED, "error": message}
+        if self.optimising:
+            outcome = {"phase": Phase.FAST, "error": f"Optimisation failed; the fast ladder plays. {message}"}
         db.session.rollback()
         db.session.execute(
             sa.update(Video)
             .where(Video.id == self.video_id, Video.job_id == self.job_id)
-            .values(status=Status.FAILED, error=message, heartbeat_at=datetime.now(UTC))
+            .values(heartbeat_at=datetime.now(UTC), **outcome)
         )
         db.session.commit()
 
@@ -137,10 +149,10 @@ class Job:
             self.scratch.rmdir()
 
 
-def attempt(video_id, job_id, work, retries_left=0):
+def attempt(video_id, job_id, work, retries_left=0, optimising=False):
     """Run `work(job, video)` once for the job. Returns the final status; raises to ask for a
     retry of a transient failure while retries are left."""
-    job = Job(video_id, job_id)
+    job = Job(video_id, job_id, optimising)
     try:
         work(job, job.start())
         return Status.READY

@@ -1,4 +1,10 @@
-"""The transcode, step by step: probe -> plan -> encode -> package -> poster -> publish.
+"""The transcode, step by step, in two passes over one set of steps:
+
+- first, the fast ladder, so the video is playable within seconds:
+  probe -> plan -> encode -> package -> poster -> publish;
+- then, in the background, the efficient ladder that replaces it through the same atomic publish
+  (same names, sizes and 6 s segment grid, so viewers keep playing across the swap):
+  probe -> plan -> choose CRFs per title -> encode -> package -> publish.
 
 Each step is one function over one `Transcode` context; the ffmpeg arguments come from media/,
 the bytes go to and from the store, and the video's row changes only at the publish."""
@@ -12,11 +18,26 @@ from videoflix.extensions import db
 from videoflix.media import ladder, playlists
 from videoflix.media.ffmpeg import ffmpeg_binary, run_ffmpeg
 from videoflix.media.probe import Probe, probe
+from videoflix.pipeline import analysis
 from videoflix.pipeline.job import Job, attempt
 from videoflix.storage import keys, media_store
-from videoflix.videos.models import Status, Video
+from videoflix.videos.models import Phase, Status, Video
 
 POSTER_TIMEOUT = 120  # seconds
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """Which ladder a pass makes, and how."""
+
+    specs: tuple
+    gop_seconds: int
+    version_suffix: str  # published versions of one job differ by it
+    encode_share: float  # of the progress bar; the rest goes to choosing CRFs
+
+
+FAST = Ladder(ladder.STANDARD_RUNGS, ladder.FAST_GOP_SECONDS, "", 1.0)
+EFFICIENT = Ladder(ladder.EFFICIENT_RUNGS, ladder.EFFICIENT_GOP_SECONDS, "-optimised", 0.6)
 
 
 @dataclass
@@ -25,6 +46,7 @@ class Transcode:
 
     job: Job
     video: Video
+    ladder: Ladder
     source: Path | None = None  # a local file ffmpeg can read
     info: Probe | None = None
     rungs: list = field(default_factory=list)
@@ -35,6 +57,12 @@ class Transcode:
         """The folder that becomes the published version."""
         return self.job.workspace / "hls"
 
+    def ffmpeg(self):
+        return ffmpeg_binary(current_app.config["FFMPEG_BINARY"])
+
+    def timeout(self):
+        return ladder.transcode_timeout(self.info, current_app.config["TRANSCODE_TIMEOUT_FACTOR"])
+
 
 def probe_source(t):
     t.source = t.job.resources.enter_context(media_store().local_file(t.video.source_path))
@@ -42,19 +70,25 @@ def probe_source(t):
 
 
 def plan(t):
-    t.rungs = ladder.build_ladder(t.info)
+    t.rungs = ladder.build_ladder(t.info, t.ladder.specs)
+
+
+def choose_crfs(t):
+    """Each rung's CRF from the content (pipeline/analysis.py)."""
+    t.rungs = analysis.choose_crfs(t, on_progress=lambda done: t.job.report(done * (1 - t.ladder.encode_share)))
 
 
 def encode(t):
-    cfg = current_app.config
     t.output.mkdir()
+    preset = current_app.config["TRANSCODE_PRESET"] if t.ladder is FAST else None
     command = ladder.build_hls_command(
-        ffmpeg_binary(cfg["FFMPEG_BINARY"]), t.source, t.output, t.info, t.rungs, cfg["TRANSCODE_PRESET"]
+        t.ffmpeg(), t.source, t.output, t.info, t.rungs, preset, gop_seconds=t.ladder.gop_seconds
     )
+    before = 1 - t.ladder.encode_share
     run_ffmpeg(
         command,
-        ladder.transcode_timeout(t.info, cfg["TRANSCODE_TIMEOUT_FACTOR"]),
-        on_progress=lambda seconds: t.job.report(seconds, t.info.duration),
+        t.timeout(),
+        on_progress=lambda seconds: t.job.report(before + t.ladder.encode_share * seconds / t.info.duration),
         stderr_path=t.job.workspace / "ffmpeg.log",
     )
 
@@ -70,8 +104,7 @@ def make_poster(t):
     if t.video.poster_uploaded:
         return
     partial = t.job.workspace / "poster.jpg"
-    command = ladder.build_poster_command(ffmpeg_binary(current_app.config["FFMPEG_BINARY"]), t.source, partial, t.info)
-    run_ffmpeg(command, timeout=POSTER_TIMEOUT)
+    run_ffmpeg(ladder.build_poster_command(t.ffmpeg(), t.source, partial, t.info), timeout=POSTER_TIMEOUT)
     t.poster_key = keys.new_poster(".jpg")
     media_store().put_file(t.poster_key, partial)
 
@@ -79,7 +112,7 @@ def make_poster(t):
 def publish(t):
     """Put the new version in place, then flip the video's pointer to it and drop the old one."""
     store = media_store()
-    version = keys.rendition_version(t.video.id, t.job.job_id)
+    version = keys.rendition_version(t.video.id, t.job.job_id + t.ladder.version_suffix)
     try:
         store.put_tree(t.output, version)
         video = t.job.video()
@@ -94,6 +127,7 @@ def publish(t):
     video.fps, video.has_audio = t.info.fps, t.info.has_audio
     if t.poster_key:
         video.poster_path = t.poster_key
+    video.phase = next_phase(t.ladder)
     video.status, video.progress, video.error = Status.READY, 100, None
     db.session.commit()
     if old_version and old_version != version:
@@ -101,15 +135,30 @@ def publish(t):
     store.delete(old_poster)
 
 
-STEPS = (probe_source, plan, encode, package, make_poster, publish)
+def next_phase(published):
+    if published is EFFICIENT:
+        return Phase.OPTIMISED
+    return Phase.OPTIMISING if current_app.config["TRANSCODE_OPTIMISE"] else Phase.FAST
 
 
-def run_steps(job, video):
-    context = Transcode(job=job, video=video)
-    for step in STEPS:
-        step(context)
+FAST_STEPS = (probe_source, plan, encode, package, make_poster, publish)
+EFFICIENT_STEPS = (probe_source, plan, choose_crfs, encode, package, publish)
+
+
+def _runner(ladder_pass, steps):
+    def run_steps(job, video):
+        context = Transcode(job=job, video=video, ladder=ladder_pass)
+        for step in steps:
+            step(context)
+
+    return run_steps
 
 
 def transcode(video_id, job_id, retries_left=0):
-    """One attempt of the whole transcode; see job.attempt for how it ends."""
-    return attempt(video_id, job_id, run_steps, retries_left)
+    """The first pass: the fast ladder, published as soon as it is done. See job.attempt."""
+    return attempt(video_id, job_id, _runner(FAST, FAST_STEPS), retries_left)
+
+
+def optimise(video_id, job_id, retries_left=0):
+    """The second pass: the efficient ladder replaces the fast one; the video plays throughout."""
+    return attempt(video_id, job_id, _runner(EFFICIENT, EFFICIENT_STEPS), retries_left, optimising=True)

@@ -6,13 +6,14 @@ import uuid
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from flask import current_app
 from huey import crontab
 
 from videoflix.extensions import db
 from videoflix.pipeline import steps
 from videoflix.pipeline.job import stale_after
 from videoflix.queue import huey, periodic_task, task
-from videoflix.videos.models import Status, Video
+from videoflix.videos.models import Phase, Status, Video
 
 log = logging.getLogger(__name__)
 TRANSCODE_RETRIES = 2
@@ -20,7 +21,16 @@ TRANSCODE_RETRIES = 2
 
 @task(retries=TRANSCODE_RETRIES, retry_delay=15, context=True)
 def transcode_video(video_id, job_id, task=None):
-    return steps.transcode(video_id, job_id, retries_left=task.retries if task else 0)
+    """The first pass; once the video plays, its optimisation is queued (same job)."""
+    status = steps.transcode(video_id, job_id, retries_left=task.retries if task else 0)
+    if status == Status.READY and current_app.config["TRANSCODE_OPTIMISE"]:
+        optimise_video(video_id, job_id)
+    return status
+
+
+@task(retries=TRANSCODE_RETRIES, retry_delay=15, context=True)
+def optimise_video(video_id, job_id, task=None):
+    return steps.optimise(video_id, job_id, retries_left=task.retries if task else 0)
 
 
 def enqueue_transcode(video):
@@ -32,32 +42,41 @@ def enqueue_transcode(video):
     transcode_video(video.id, video.job_id)
 
 
-def queued_jobs():
-    """(video_id, job_id) of every transcode waiting in the queue."""
+def queued_jobs(task=transcode_video):
+    """(video_id, job_id) of every job of `task` waiting in the queue."""
     return {
-        tuple(pending.args[:2])
-        for pending in huey.pending()
-        if pending.name == transcode_video.name and len(pending.args) >= 2
+        tuple(pending.args[:2]) for pending in huey.pending() if pending.name == task.name and len(pending.args) >= 2
     }
 
 
 def recover_stalled_jobs():
-    """Re-queue videos whose worker died: processing without a recent progress report, or pending
-    without a queued job. Returns their ids. A re-run starts from scratch and gives the same result."""
+    """Re-queue the jobs whose worker died: processing or optimising without a recent heartbeat, or
+    pending without a queued job. Returns the videos' ids. A re-run starts its pass from scratch and
+    gives the same result; an optimisation re-runs under the same job while the fast ladder plays."""
     stale_before = datetime.now(UTC) - stale_after()
-    waiting = queued_jobs()
-    candidates = db.session.scalars(sa.select(Video).where(Video.status.in_([Status.PENDING, Status.PROCESSING]))).all()
+    waiting, optimising = queued_jobs(), queued_jobs(optimise_video)
+    candidates = db.session.scalars(
+        sa.select(Video).where(
+            sa.or_(Video.status.in_([Status.PENDING, Status.PROCESSING]), Video.phase == Phase.OPTIMISING)
+        )
+    ).all()
     recovered = []
     for video in candidates:
         heartbeat = video.heartbeat_at
         if heartbeat is not None and heartbeat.tzinfo is None:  # SQLite drops the zone
             heartbeat = heartbeat.replace(tzinfo=UTC)
-        quiet = heartbeat is None or heartbeat < stale_before
-        lost = video.status == Status.PENDING and (video.id, video.job_id) not in waiting
-        if quiet and (video.status == Status.PROCESSING or lost):
+        if heartbeat is not None and heartbeat >= stale_before:
+            continue
+        job = (video.id, video.job_id)
+        if video.status == Status.READY and job not in optimising:
+            log.warning("re-queueing the optimisation of video %s (job %s)", video.id, video.job_id)
+            optimise_video(video.id, video.job_id)
+        elif video.status == Status.PROCESSING or (video.status == Status.PENDING and job not in waiting):
             log.warning("re-queueing video %s (%s job %s)", video.id, video.status, video.job_id)
             enqueue_transcode(video)
-            recovered.append(video.id)
+        else:
+            continue
+        recovered.append(video.id)
     return recovered
 
 

@@ -16,6 +16,14 @@ class Status(StrEnum):
     FAILED = "failed"
 
 
+class Phase(StrEnum):
+    """Which ladder a ready video plays, while an efficient one may still be on its way."""
+
+    FAST = "fast"  # the fast ladder plays (optimisation off, or it failed)
+    OPTIMISING = "optimising"  # the fast ladder plays while the efficient one is made
+    OPTIMISED = "optimised"  # the efficient ladder plays
+
+
 class Video(db.Model):
     __tablename__ = "videos"
 
@@ -34,6 +42,7 @@ class Video(db.Model):
     renditions: Mapped[list] = mapped_column(sa.JSON, default=list)
 
     status: Mapped[str] = mapped_column(sa.String(12), default=Status.PENDING, index=True)
+    phase: Mapped[str | None] = mapped_column(sa.String(12))  # once playable: a Phase
     progress: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(sa.Text)
     # The transcode job that owns this video; a job whose id no longer matches stops.

@@ -1,0 +1,194 @@
+"""Geometry for whatever people upload, and the second pass that replaces the fast ladder with the
+efficient one while the video plays. Real ffmpeg on tiny generated clips."""
+
+import subprocess
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+
+from tests.conftest import FFMPEG, create_user
+from tests.helpers import (
+    STAFF,
+    admin_login,
+    get_video,
+    import_video,
+    media_files,
+    only_video,
+    rendition_dir,
+    segment_durations,
+)
+from videoflix.extensions import db
+from videoflix.pipeline.cleanup import delete_video_media
+from videoflix.pipeline.steps import optimise
+from videoflix.pipeline.tasks import enqueue_transcode, recover_stalled_jobs
+from videoflix.videos.models import Phase, Status, Video
+
+
+def make(path, size, seconds=2, video_filter=None, rotation=None):
+    """A testsrc2 clip with audio; `video_filter` (e.g. setsar) and a display rotation as uploads carry."""
+    command = [FFMPEG, "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=s={size}:r=25:d={seconds}"]
+    command += ["-f", "lavfi", "-i", f"sine=duration={seconds}"]
+    command += ["-vf", video_filter] if video_filter else []
+    command += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest"]
+    target = path if rotation is None else path.with_name(f"plain-{path.name}")
+    subprocess.run([*command, str(target)], check=True)
+    if rotation is not None:  # a phone's way: the pixels as shot, and a rotation to apply on display
+        subprocess.run([FFMPEG, "-v", "error", "-y", "-display_rotation", str(rotation), "-i", str(target),
+                        "-c", "copy", str(path)], check=True)  # fmt: skip
+    return path
+
+
+def shown(path):
+    """Width, height and sample aspect ratio of a file's first video frame as a player decodes it."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frame = next(container.decode(stream))
+        return frame.width, frame.height, stream.sample_aspect_ratio
+
+
+@pytest.mark.parametrize(
+    ("size", "video_filter", "rotation", "expected_rungs", "display_aspect"),
+    [
+        ("720x480", "setsar=32/27", None, {"480p": (854, 480)}, 16 / 9),  # NTSC DVD, 16:9 anamorphic
+        ("176x144", "setsar=128/117", None, {"480p": (192, 144)}, 176 * 128 / (144 * 117)),  # QCIF, 1.337
+        ("640x360", None, 90, {"480p": (360, 640)}, 9 / 16),  # shot sideways, shown upright
+        ("1280x544", None, None, {"480p": (1130, 480)}, 1280 / 544),  # cinema width, 2.35:1
+    ],
+)
+def test_renditions_and_poster_keep_the_displayed_aspect_in_square_pixels(
+    app, runner, tmp_path, size, video_filter, rotation, expected_rungs, display_aspect
+):
+    clip = make(tmp_path / "upload.mp4", size, video_filter=video_filter, rotation=rotation)
+    assert import_video(runner, clip).exit_code == 0
+    video = only_video(app)
+    assert video.renditions == list(expected_rungs)
+    for name, (width, height) in expected_rungs.items():
+        out_width, out_height, sar = shown(rendition_dir(app, video, name) / "000.ts")
+        assert (out_width, out_height) == (width, height)
+        assert sar in (None, Fraction(1, 1))
+        assert abs(out_width / out_height - display_aspect) / display_aspect < 0.01
+    poster_width, poster_height, _sar = shown(Path(app.config["MEDIA_ROOT"]) / video.poster_path)
+    assert abs(poster_width / poster_height - display_aspect) / display_aspect < 0.01
+
+
+# --- the second pass ---
+
+
+@pytest.fixture
+def fast_video(app, runner, clips):
+    """A ready video whose fast ladder plays (13 s, so the second pass can be caught running)."""
+    assert import_video(runner, clips["long"]).exit_code == 0
+    video = only_video(app)
+    assert (video.status, video.phase) == (Status.READY, Phase.FAST)
+    app.config["TRANSCODE_OPTIMISE"] = True
+    return video
+
+
+def optimising_in_background(app, video_id, timeout=60):
+    """Run the video's second pass as a worker would, in a thread; return once it is under way."""
+    with app.app_context():
+        job_id = db.session.get(Video, video_id).job_id
+    outcome = {}
+
+    def work():
+        with app.app_context():
+            outcome["status"] = optimise(video_id, job_id)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while get_video(app, video_id).phase != Phase.OPTIMISING:
+        assert time.monotonic() < deadline, "the second pass never started"
+        time.sleep(0.02)
+    return thread, outcome
+
+
+def test_the_efficient_ladder_replaces_the_fast_one_without_a_moment_unplayable(app, auth, client, fast_video):
+    auth.signed_in()
+    before_durations, _ = segment_durations(rendition_dir(app, fast_video, "480p"))
+    thread, outcome = optimising_in_background(app, fast_video.id)
+    answers, seen_optimising = [], False
+    while thread.is_alive():
+        seen_optimising |= get_video(app, fast_video.id).phase == Phase.OPTIMISING
+        for path in ("master.m3u8", "480p/index.m3u8", "480p/001.ts"):
+            answers.append(client.get(f"/api/video/{fast_video.id}/{path}").status_code)
+    thread.join()
+    assert outcome["status"] == Status.READY and seen_optimising
+    assert set(answers) == {200}
+    video = get_video(app, fast_video.id)
+    assert (video.status, video.phase, video.progress) == (Status.READY, Phase.OPTIMISED, 100)
+    assert video.hls_path.endswith("-optimised")
+    assert not (Path(app.config["MEDIA_ROOT"]) / fast_video.hls_path).exists()  # the fast ladder is gone
+    after_durations, uris = segment_durations(rendition_dir(app, video, "480p"))
+    assert after_durations == before_durations  # the same 6 s grid: players switch seamlessly
+    for uri in uris:
+        with av.open(str(rendition_dir(app, video, "480p") / uri)) as segment:
+            assert next(segment.demux(video=0)).is_keyframe
+    assert client.get(f"/api/video/{video.id}/480p/000.ts").status_code == 200
+
+
+def test_a_delete_during_the_second_pass_leaves_nothing(app, fast_video):
+    thread, outcome = optimising_in_background(app, fast_video.id)
+    with app.app_context():
+        video = db.session.get(Video, fast_video.id)
+        db.session.delete(video)
+        db.session.commit()
+        delete_video_media(video)
+    thread.join(60)
+    assert outcome["status"] == "cancelled"
+    assert media_files(app) == []
+
+
+def test_a_retranscode_during_the_second_pass_stops_it(app, fast_video):
+    app.config["TRANSCODE_OPTIMISE"] = False  # the new job's own second pass is not the point here
+    thread, outcome = optimising_in_background(app, fast_video.id)
+    with app.app_context():
+        enqueue_transcode(db.session.get(Video, fast_video.id))
+    thread.join(60)
+    assert outcome["status"] == "cancelled"
+    video = get_video(app, fast_video.id)
+    assert video.status == Status.READY and not video.hls_path.endswith("-optimised")
+    assert not any(path.startswith(".work/") for path in media_files(app))
+
+
+def test_a_second_pass_whose_worker_died_runs_again_while_the_fast_ladder_plays(app, fast_video):
+    with app.app_context():
+        video = db.session.get(Video, fast_video.id)
+        video.phase, video.progress = Phase.OPTIMISING, 40
+        video.heartbeat_at = datetime.now(UTC) - timedelta(minutes=5)
+        db.session.commit()
+        assert recover_stalled_jobs() == [fast_video.id]  # queued, and in the test config run at once
+    video = get_video(app, fast_video.id)
+    assert (video.status, video.phase, video.job_id) == (Status.READY, Phase.OPTIMISED, fast_video.job_id)
+
+
+def test_a_failed_second_pass_leaves_the_fast_ladder_playing(app, auth, client, fast_video, tmp_path):
+    broken = tmp_path / "ffmpeg"
+    broken.write_text("#!/bin/sh\necho 'simulated encoder crash' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    app.config["FFMPEG_BINARY"] = str(broken)
+    with app.app_context():
+        assert optimise(fast_video.id, fast_video.job_id) == Status.FAILED
+    video = get_video(app, fast_video.id)
+    assert (video.status, video.phase, video.hls_path) == (Status.READY, Phase.FAST, fast_video.hls_path)
+    assert video.error.startswith("Optimisation failed; the fast ladder plays. ffmpeg exited with status 1.")
+    auth.signed_in()
+    assert client.get(f"/api/video/{video.id}/480p/000.ts").status_code == 200
+
+
+def test_staff_see_the_phase_in_the_video_list(app, fast_video):
+
+    create_user(app, email=STAFF, staff=True)
+    staff = app.test_client()
+    assert admin_login(staff).status_code == 302
+    assert "fast ladder" in staff.get("/admin/video/").get_data(as_text=True)
+    with app.app_context():
+        video = db.session.get(Video, fast_video.id)
+        video.phase, video.progress = Phase.OPTIMISING, 40
+        db.session.commit()
+    assert "playable, optimising 40%" in staff.get("/admin/video/").get_data(as_text=True)

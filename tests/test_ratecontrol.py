@@ -1,0 +1,111 @@
+"""Per-title rate control and geometry: pure functions, checked without running ffmpeg."""
+
+from fractions import Fraction
+
+import pytest
+
+from videoflix.media import ratecontrol
+from videoflix.media.ladder import (
+    EFFICIENT_GOP_SECONDS,
+    EFFICIENT_RUNGS,
+    REFERENCE_KBPS,
+    build_hls_command,
+    build_ladder,
+    poster_size,
+)
+from videoflix.media.probe import Probe, display_size
+from videoflix.media.ratecontrol import Sample, choose_crf, sample_windows
+
+
+def content(vmaf_at_10=100.0, vmaf_per_step=0.8, kbps_at_10=4000.0):
+    """A title as the probes see it: VMAF falls and bits shrink (12% a step) as the CRF rises."""
+    calls = []
+
+    def measure(crf):
+        calls.append(crf)
+        return Sample(vmaf=vmaf_at_10 - vmaf_per_step * (crf - 10), kbps=kbps_at_10 * 0.88 ** (crf - 10))
+
+    return measure, calls
+
+
+def test_the_highest_crf_that_reaches_the_reference_quality_is_chosen_when_it_costs_less():
+    measure, calls = content()
+    choice = choose_crf(measure, Sample(vmaf=90.0, kbps=3000.0))  # target 90.3: CRF <= 22.1
+    assert choice.crf == 22
+    assert choice.measured.vmaf >= choice.target == pytest.approx(90.3)
+    assert choice.measured.kbps <= 3000
+    assert len(calls) <= ratecontrol.MAX_PROBES
+
+
+def test_a_crf_that_would_spend_more_than_the_reference_moves_up_until_it_does_not():
+    measure, _calls = content()
+    choice = choose_crf(measure, Sample(vmaf=95.0, kbps=1000.0))  # quality needs CRF 15, bits allow 21+
+    assert choice.measured.kbps <= 1000
+    assert choice.crf >= 21
+    assert choice.probes <= 2 * ratecontrol.MAX_PROBES + 1
+
+
+def test_easy_content_gets_a_high_crf():
+    measure, _calls = content(vmaf_at_10=110.0, vmaf_per_step=0.5)  # still 98 at CRF 34
+    choice = choose_crf(measure, Sample(vmaf=97.0, kbps=1000.0))
+    assert choice.crf > 28
+    assert choice.measured.vmaf >= choice.target
+
+
+def test_samples_spread_over_the_video_or_take_it_whole():
+    assert sample_windows(5.0) == [(0.0, 5.0)]
+    assert sample_windows(12.0) == [(0.0, 12.0)]
+    windows = sample_windows(600.0)
+    assert [start for start, _ in windows] == [99.0, 299.0, 499.0]
+    assert all(length == ratecontrol.SAMPLE_SECONDS for _, length in windows)
+
+
+def test_vmaf_is_read_from_libvmafs_json_log():
+    log = '{"pooled_metrics": {"vmaf": {"min": 80.1, "mean": 93.25, "harmonic_mean": 93.0}}}'
+    assert ratecontrol.read_vmaf(log) == 93.25
+
+
+@pytest.mark.parametrize(
+    ("coded", "sar", "rotation", "shown"),
+    [
+        ((720, 480), Fraction(32, 27), 0, (853, 480)),  # NTSC DVD, 16:9
+        ((720, 576), Fraction(64, 45), 0, (1024, 576)),  # PAL DVD, 16:9
+        ((720, 576), Fraction(16, 15), 0, (768, 576)),  # PAL DVD, 4:3
+        ((176, 144), Fraction(128, 117), 0, (193, 144)),  # QCIF, display aspect 1.337
+        ((1920, 1080), None, 90, (1080, 1920)),  # a phone held upright
+        ((1920, 1080), Fraction(1, 1), -90, (1080, 1920)),
+        ((1280, 544), None, 0, (1280, 544)),  # 2.35:1
+    ],
+)
+def test_display_size_applies_pixel_shape_and_rotation(coded, sar, rotation, shown):
+    assert display_size(*coded, sar, rotation) == shown
+
+
+def probe(width, height, fps=25.0):
+    return Probe(duration=10.0, width=width, height=height, fps=fps, has_audio=True)
+
+
+def test_a_cinema_width_source_keeps_its_aspect_and_is_not_upscaled():
+    rungs = build_ladder(probe(1280, 544))
+    assert [(r.name, r.width, r.height) for r in rungs] == [("480p", 1130, 480)]
+    assert abs(1130 / 480 - 1280 / 544) / (1280 / 544) < 0.01
+
+
+def test_the_poster_has_the_displayed_aspect():
+    assert poster_size(probe(853, 480)) == (854, 480)
+    assert poster_size(probe(1920, 1080)) == (1280, 720)
+    assert poster_size(probe(1080, 1920)) == (406, 720)
+
+
+def test_the_efficient_ladder_caps_peaks_at_twice_the_reference_rates_with_one_gop_per_segment():
+    source = probe(1920, 1080, fps=30)
+    rungs = build_ladder(source, EFFICIENT_RUNGS)
+    command = build_hls_command("ffmpeg", "in.mp4", "/out", source, rungs, gop_seconds=EFFICIENT_GOP_SECONDS)
+    values = {part: command[i + 1] for i, part in enumerate(command[:-1])}
+    assert values["-g"] == values["-keyint_min"] == "180"  # 6 s at 30 fps, one per segment
+    assert values["-hls_time"] == "6" and values["-sc_threshold"] == "0"
+    for index, rung in enumerate(rungs):
+        assert values[f"-preset:v:{index}"] == "slow"
+        assert values[f"-maxrate:v:{index}"] == f"{2 * REFERENCE_KBPS[rung.name]}k"  # peaks; CRF sets the average
+        assert values[f"-bufsize:v:{index}"] == f"{2 * REFERENCE_KBPS[rung.name]}k"
+        assert values[f"-b:a:{index}"] == "96k"
