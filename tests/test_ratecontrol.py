@@ -30,7 +30,7 @@ def content(vmaf_at_10=100.0, vmaf_per_step=0.8, kbps_at_10=4000.0):
 
 def test_the_highest_crf_that_reaches_the_reference_quality_is_chosen_when_it_costs_less():
     measure, calls = content()
-    choice = choose_crf(measure, Sample(vmaf=90.0, kbps=3000.0))  # target 90.3: CRF <= 22.1
+    choice = choose_crf(measure, Sample(vmaf=90.0, kbps=3000.0), budget=3000.0)  # target 90.3: CRF <= 22.1
     assert choice.crf == 22
     assert choice.measured.vmaf >= choice.target == pytest.approx(90.3)
     assert choice.measured.kbps <= 3000
@@ -39,7 +39,7 @@ def test_the_highest_crf_that_reaches_the_reference_quality_is_chosen_when_it_co
 
 def test_a_crf_that_would_spend_more_than_the_reference_moves_up_until_it_does_not():
     measure, _calls = content()
-    choice = choose_crf(measure, Sample(vmaf=95.0, kbps=1000.0))  # quality needs CRF 15, bits allow 21+
+    choice = choose_crf(measure, Sample(vmaf=95.0, kbps=1000.0), budget=1000.0)  # quality: CRF 15; bits: 21+
     assert choice.measured.kbps <= 1000
     assert choice.crf >= 21
     assert choice.probes <= 2 * ratecontrol.MAX_PROBES + 1
@@ -47,9 +47,15 @@ def test_a_crf_that_would_spend_more_than_the_reference_moves_up_until_it_does_n
 
 def test_easy_content_gets_a_high_crf():
     measure, _calls = content(vmaf_at_10=110.0, vmaf_per_step=0.5)  # still 98 at CRF 34
-    choice = choose_crf(measure, Sample(vmaf=97.0, kbps=1000.0))
+    choice = choose_crf(measure, Sample(vmaf=97.0, kbps=1000.0), budget=1000.0)
     assert choice.crf > 28
     assert choice.measured.vmaf >= choice.target
+
+
+def test_the_budget_is_what_the_reference_delivers_less_this_rungs_audio():
+    spec = EFFICIENT_RUNGS[0]  # 480p: reference 1000 kb/s video + 128 kb/s audio; this rung's audio 96
+    assert ratecontrol.video_budget(spec, Sample(vmaf=90.0, kbps=940.0)) == 1000 + 128 - 96
+    assert ratecontrol.video_budget(spec, Sample(vmaf=90.0, kbps=1100.0)) == 1100 + 128 - 96
 
 
 def test_samples_spread_over_the_video_or_take_it_whole():
@@ -105,7 +111,7 @@ def test_the_efficient_ladder_caps_peaks_at_twice_the_reference_rates_with_one_g
     assert values["-g"] == values["-keyint_min"] == "180"  # 6 s at 30 fps, one per segment
     assert values["-hls_time"] == "6" and values["-sc_threshold"] == "0"
     for index, rung in enumerate(rungs):
-        assert values[f"-preset:v:{index}"] == "slow"
+        assert values[f"-preset:v:{index}"] == "slower"
         assert values[f"-maxrate:v:{index}"] == f"{2 * REFERENCE_KBPS[rung.name]}k"  # peaks; CRF sets the average
         assert values[f"-bufsize:v:{index}"] == f"{2 * REFERENCE_KBPS[rung.name]}k"
         assert values[f"-b:a:{index}"] == "96k"

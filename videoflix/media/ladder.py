@@ -40,15 +40,16 @@ STANDARD_RUNGS = (
     RungSpec("720p", 720, "ultrafast", 21, 4500, 128, "high", "4.0", FAST_X264),
     RungSpec("1080p", 1080, "ultrafast", 21, 7800, 128, "high", "4.1", FAST_X264),
 )
-# The efficient ladder: x264 slow and a CRF chosen per title (media/ratecontrol.py) so that it sends
+# The efficient ladder: x264 slower and a CRF chosen per title (media/ratecontrol.py) so that it sends
 # no more bits than a conventional fixed-bitrate ladder (1000 / 2500 / 5000 kb/s, x264 medium) for
 # at least its quality. Peaks are capped at twice that rate, not the average: a cap at the average
 # clamps hard content frame by frame and costs more quality than the bits it saves (bench/transcode.py).
 # Same names, sizes and profiles as the fast ladder.
 REFERENCE_KBPS = {"480p": 1000, "720p": 2500, "1080p": 5000}
+REFERENCE_AUDIO_KBPS = 128  # what the reference ladder sends for audio (AAC)
 DEFAULT_CRF = 23  # when no per-title choice could be made
 EFFICIENT_RUNGS = tuple(
-    RungSpec(spec.name, spec.height, "slow", DEFAULT_CRF, 2 * REFERENCE_KBPS[spec.name], 96, spec.profile,
+    RungSpec(spec.name, spec.height, "slower", DEFAULT_CRF, 2 * REFERENCE_KBPS[spec.name], 96, spec.profile,
              spec.level, reference_kbps=REFERENCE_KBPS[spec.name], bufsize_kbps=2 * REFERENCE_KBPS[spec.name])
     for spec in STANDARD_RUNGS
 )  # fmt: skip

@@ -13,6 +13,8 @@ import json
 import math
 from dataclasses import dataclass
 
+from videoflix.media.ladder import REFERENCE_AUDIO_KBPS
+
 SAMPLE_SECONDS = 2.0
 SAMPLE_COUNT = 3
 VMAF_MARGIN = 0.3  # aim a little above the reference on the samples
@@ -36,7 +38,7 @@ class Choice:
     crf: int
     measured: Sample  # the efficient encode at `crf`, on the samples
     target: float  # the reference's VMAF on the samples, plus the margin
-    budget_kbps: float  # the reference's bitrate on the samples
+    budget_kbps: float  # the video bits it may spend
     probes: int
 
 
@@ -96,11 +98,17 @@ def read_vmaf(log_text):
     return float(json.loads(log_text)["pooled_metrics"]["vmaf"]["mean"])
 
 
-def choose_crf(measure, reference, margin=VMAF_MARGIN, first=CRF_FIRST, max_probes=MAX_PROBES):
-    """The CRF for one rung, given measure(crf) -> Sample and the reference's Sample: the highest
-    CRF that reaches the reference's VMAF plus `margin`, moved up while it would spend more bits
-    than the reference. At most `max_probes` new calls of measure for each of the two searches."""
-    target, budget = reference.vmaf + margin, reference.kbps
+def video_budget(spec, reference):
+    """The video bits the efficient rung may spend: what the reference ladder delivers (its rate,
+    which its fixed-bitrate encode reaches or overshoots, and its audio) less this rung's audio."""
+    return max(reference.kbps, spec.reference_kbps) + REFERENCE_AUDIO_KBPS - spec.audio_kbps
+
+
+def choose_crf(measure, reference, budget, margin=VMAF_MARGIN, first=CRF_FIRST, max_probes=MAX_PROBES):
+    """The CRF for one rung, given measure(crf) -> Sample, the reference's Sample and a video bit
+    budget: the highest CRF that reaches the reference's VMAF plus `margin`, moved up while it would
+    spend more than the budget. At most `max_probes` new calls of measure for each of the two searches."""
+    target = reference.vmaf + margin
     measured = {}
 
     def probe(crf):

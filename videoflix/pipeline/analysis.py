@@ -33,7 +33,9 @@ def choose_crfs(t, on_progress):
     chosen = []
     for index, rung in enumerate(t.rungs):
         try:
-            choice = ratecontrol.choose_crf(lambda crf, rung=rung: measure(rung, crf), measure(rung))
+            reference = measure(rung)
+            budget = ratecontrol.video_budget(rung.spec, reference)
+            choice = ratecontrol.choose_crf(lambda crf, rung=rung: measure(rung, crf), reference, budget)
         except FFmpegFailed as error:
             log.warning("video %s: no per-title CRF for %s (%s); the default applies", t.video.id, rung.name, error)
             chosen.append(rung)

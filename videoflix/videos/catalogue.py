@@ -85,6 +85,11 @@ def published_renditions(video_id):
     return found
 
 
+def forget_published(video_id):
+    """Drop what this process remembers of a video's published version (it was just replaced)."""
+    current_app.extensions.get("videoflix_published", {}).pop(video_id, None)
+
+
 def _render(category, search):
     return json.dumps(VideoSchema(many=True).dump(ready_videos(category, search)), separators=(",", ":"))
 

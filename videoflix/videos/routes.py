@@ -4,6 +4,7 @@ import re
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, request
+from werkzeug.exceptions import NotFound
 
 from videoflix.auth.tokens import login_required
 from videoflix.extensions import db
@@ -37,6 +38,21 @@ def published(video_id):
     return found
 
 
+def send_published(video_id, resolution, filename, mimetype, max_age):
+    """A file of the video's published version (of the rendition answering `resolution`, or the
+    master playlist). A publish that lands between the lookup and the send removes the version just
+    looked up: then the video is looked up once more and the file sent from its new version."""
+    for last_try in (False, True):
+        hls_path, renditions = published(video_id)
+        folder = hls_path if resolution is None else f"{hls_path}/{rendition_for(renditions, resolution)}"
+        try:
+            return delivery.send(f"{folder}/{filename}", mimetype, max_age)
+        except NotFound:
+            catalogue.forget_published(video_id)
+            if last_try or catalogue.published_renditions(video_id) in (None, (hls_path, renditions)):
+                raise
+
+
 def rendition_for(renditions, resolution):
     """The rendition that answers `resolution`: itself, or the best one below it (no upscaling
     happened), or the smallest one when nothing is below."""
@@ -67,16 +83,13 @@ def video_detail(video_id):
 @bp.get("/<id:video_id>/master.m3u8")
 @login_required
 def master_playlist(video_id):
-    hls_path, _renditions = published(video_id)
-    return delivery.send(f"{hls_path}/master.m3u8", PLAYLIST_TYPE, PLAYLIST_MAX_AGE)
+    return send_published(video_id, None, "master.m3u8", PLAYLIST_TYPE, PLAYLIST_MAX_AGE)
 
 
 @bp.get("/<id:video_id>/<resolution>/index.m3u8")
 @login_required
 def media_playlist(video_id, resolution):
-    hls_path, renditions = published(video_id)
-    rendition = rendition_for(renditions, resolution)
-    return delivery.send(f"{hls_path}/{rendition}/index.m3u8", PLAYLIST_TYPE, PLAYLIST_MAX_AGE)
+    return send_published(video_id, resolution, "index.m3u8", PLAYLIST_TYPE, PLAYLIST_MAX_AGE)
 
 
 @bp.get("/<id:video_id>/<resolution>/<segment>")
@@ -85,6 +98,4 @@ def media_playlist(video_id, resolution):
 def media_segment(video_id, resolution, segment):
     if not SEGMENT_NAME.fullmatch(segment):
         abort(404, "Segment not found.")
-    hls_path, renditions = published(video_id)
-    rendition = rendition_for(renditions, resolution)
-    return delivery.send(f"{hls_path}/{rendition}/{segment}", SEGMENT_TYPE, SEGMENT_MAX_AGE)
+    return send_published(video_id, resolution, segment, SEGMENT_TYPE, SEGMENT_MAX_AGE)
