@@ -1,6 +1,8 @@
 """Helpers shared by the tests that need transcoded videos."""
 
 import re
+import threading
+import time
 from pathlib import Path
 
 import av
@@ -61,3 +63,24 @@ def starts_with_keyframe(segment_path):
 def media_files(app):
     root = Path(app.config["MEDIA_ROOT"])
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def job_in_background(app, run, video_id, under_way, timeout=60):
+    """Run `run(video_id, job_id)` (a pass of the pipeline) for the video's current job in a thread,
+    as a worker would; return (thread, outcome) once under_way(video) holds. outcome["status"] is
+    the pass's result after the join."""
+    with app.app_context():
+        job_id = db.session.get(Video, video_id).job_id
+    outcome = {}
+
+    def work():
+        with app.app_context():
+            outcome["status"] = run(video_id, job_id)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not under_way(get_video(app, video_id)):
+        assert time.monotonic() < deadline, "the job never got under way"
+        time.sleep(0.02)
+    return thread, outcome

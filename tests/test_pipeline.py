@@ -1,6 +1,5 @@
 """The transcoding pipeline with real ffmpeg on tiny generated clips."""
 
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,6 +10,7 @@ import pytest
 from tests.helpers import (
     get_video,
     import_video,
+    job_in_background,
     media_files,
     only_video,
     rendition_dir,
@@ -175,26 +175,11 @@ def test_cli_list_and_retranscode(app, runner, clips):
     assert runner.invoke(args=["videos", "retranscode", "999"]).exit_code == 1
 
 
-def _job_caught_running(app, video_id, timeout=30):
-    """Run a video's current job in a background thread, as a worker would, and return once it is
-    transcoding: (thread, outcome), where outcome["status"] is the job's result after the join."""
-    with app.app_context():
-        job_id = db.session.get(Video, video_id).job_id
-    outcome = {}
-
-    def work():
-        with app.app_context():
-            outcome["status"] = transcode(video_id, job_id)
-
-    thread = threading.Thread(target=work)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        video = get_video(app, video_id)
-        if video.status == Status.PROCESSING and video.progress > 0:
-            return thread, outcome
-        time.sleep(0.05)
-    raise AssertionError("the job never started")
+def _job_caught_running(app, video_id):
+    """The video's first pass, running in the background and caught while it transcodes."""
+    return job_in_background(
+        app, transcode, video_id, lambda video: video.status == Status.PROCESSING and video.progress > 0
+    )
 
 
 @pytest.fixture
@@ -298,10 +283,7 @@ def test_the_heartbeat_goes_on_while_ffmpeg_reports_nothing(app, clips, tmp_path
     silent.chmod(0o755)
     app.config.update(FFMPEG_BINARY=str(silent), JOB_HEARTBEAT_SECONDS=0.2)
     video_id = _queued_video(app, clips["small"])
-    with app.app_context():
-        job_id = db.session.get(Video, video_id).job_id
-    thread = threading.Thread(target=lambda: _run_in(app, transcode, video_id, job_id))
-    thread.start()
+    thread, _outcome = job_in_background(app, transcode, video_id, lambda video: video.status == Status.PROCESSING)
     beats = set()
     deadline = time.monotonic() + 1.8
     while time.monotonic() < deadline:
@@ -310,11 +292,6 @@ def test_the_heartbeat_goes_on_while_ffmpeg_reports_nothing(app, clips, tmp_path
     thread.join(30)
     assert len(beats - {None}) >= 4
     assert get_video(app, video_id).status == Status.FAILED  # the fake ffmpeg exits 1 in the end
-
-
-def _run_in(app, function, *args):
-    with app.app_context():
-        return function(*args)
 
 
 def test_transient_failures_are_retried_then_marked_failed(app, clips, tmp_path):

@@ -2,8 +2,6 @@
 efficient one while the video plays. Real ffmpeg on tiny generated clips."""
 
 import subprocess
-import threading
-import time
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
@@ -17,6 +15,7 @@ from tests.helpers import (
     admin_login,
     get_video,
     import_video,
+    job_in_background,
     media_files,
     only_video,
     rendition_dir,
@@ -89,23 +88,9 @@ def fast_video(app, runner, clips):
     return video
 
 
-def optimising_in_background(app, video_id, timeout=60):
-    """Run the video's second pass as a worker would, in a thread; return once it is under way."""
-    with app.app_context():
-        job_id = db.session.get(Video, video_id).job_id
-    outcome = {}
-
-    def work():
-        with app.app_context():
-            outcome["status"] = optimise(video_id, job_id)
-
-    thread = threading.Thread(target=work)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while get_video(app, video_id).phase != Phase.OPTIMISING:
-        assert time.monotonic() < deadline, "the second pass never started"
-        time.sleep(0.02)
-    return thread, outcome
+def optimising_in_background(app, video_id):
+    """The video's second pass, running in the background and caught once it has started."""
+    return job_in_background(app, optimise, video_id, lambda video: video.phase == Phase.OPTIMISING)
 
 
 def test_the_efficient_ladder_replaces_the_fast_one_without_a_moment_unplayable(app, auth, client, fast_video):

@@ -99,9 +99,10 @@ def read_vmaf(log_text):
 
 
 def video_budget(spec, reference):
-    """The video bits the efficient rung may spend: what the reference ladder delivers (its rate,
-    which its fixed-bitrate encode reaches or overshoots, and its audio) less this rung's audio."""
-    return max(reference.kbps, spec.reference_kbps) + REFERENCE_AUDIO_KBPS - spec.audio_kbps
+    """The video bits the efficient rung may spend: what the reference ladder delivers (what its
+    fixed-bitrate encode spent on the samples, which on easy content is under its nominal rate,
+    and its audio) less this rung's audio."""
+    return reference.kbps + REFERENCE_AUDIO_KBPS - spec.audio_kbps
 
 
 def choose_crf(measure, reference, budget, margin=VMAF_MARGIN, first=CRF_FIRST, max_probes=MAX_PROBES):
