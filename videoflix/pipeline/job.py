@@ -34,11 +34,15 @@ def stale_after():
     return timedelta(seconds=3 * current_app.config["JOB_HEARTBEAT_SECONDS"])
 
 
-def _beat(video_id, job_id):
-    db.session.execute(
-        sa.update(Video).where(Video.id == video_id, Video.job_id == job_id).values(heartbeat_at=datetime.now(UTC))
+def update_owned(video_id, job_id, **values):
+    """Write `values` and a heartbeat to the video while job `job_id` still owns it; True if it did."""
+    result = db.session.execute(
+        sa.update(Video)
+        .where(Video.id == video_id, Video.job_id == job_id)
+        .values(heartbeat_at=datetime.now(UTC), **values)
     )
     db.session.commit()
+    return result.rowcount == 1
 
 
 class Heartbeat:
@@ -54,7 +58,7 @@ class Heartbeat:
         with self._app.app_context():
             while not self._stopped.wait(self._app.config["JOB_HEARTBEAT_SECONDS"]):
                 try:
-                    _beat(video_id, job_id)
+                    update_owned(video_id, job_id)
                 except Exception as error:  # a missed beat is not the job's failure; the next one may land
                     log.warning("heartbeat of video %s failed: %s", video_id, error)
                     db.session.rollback()
@@ -116,14 +120,7 @@ class Job:
         if now - self._last_report < PROGRESS_INTERVAL:
             return
         self._last_report = now
-        percent = max(0, min(99, int(done * 100)))
-        result = db.session.execute(
-            sa.update(Video)
-            .where(Video.id == self.video_id, Video.job_id == self.job_id)
-            .values(progress=percent, heartbeat_at=datetime.now(UTC))
-        )
-        db.session.commit()
-        if result.rowcount != 1:
+        if not update_owned(self.video_id, self.job_id, progress=max(0, min(99, int(done * 100)))):
             raise Cancelled()
 
     def fail(self, message):
@@ -132,12 +129,7 @@ class Job:
         if self.optimising:
             outcome = {"phase": Phase.FAST, "error": f"Optimisation failed; the fast ladder plays. {message}"}
         db.session.rollback()
-        db.session.execute(
-            sa.update(Video)
-            .where(Video.id == self.video_id, Video.job_id == self.job_id)
-            .values(heartbeat_at=datetime.now(UTC), **outcome)
-        )
-        db.session.commit()
+        update_owned(self.video_id, self.job_id, **outcome)
 
     def discard(self):
         """Stop the heartbeat, close what the steps opened and remove the workspace (and the video's
