@@ -21,6 +21,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from videoflix.auth.models import RevokedToken, User
+from videoflix.commit_hooks import AfterCommit, rows_changed
 from videoflix.extensions import db
 
 EPOCH_KEY = "videoflix:sessions:epoch"
@@ -133,30 +134,14 @@ def access_token_is_live(encoded, claims):
 
 # --- changes to users that end sessions bump the epoch once they are committed ---
 
-PENDING = "videoflix_sessions_ending"
-
-
-@event.listens_for(Session, "before_flush")
-def _note_user_changes(session, _context, _instances):
-    if any(isinstance(obj, User) for obj in session.deleted) or any(
-        isinstance(obj, User) and any(sa.inspect(obj).attrs[name].history.has_changes() for name in SESSION_FIELDS)
-        for obj in session.dirty
-    ):
-        session.info[PENDING] = True
+sessions_ending = AfterCommit(
+    "videoflix_sessions_ending",
+    lambda session: rows_changed(session, User, SESSION_FIELDS, new_rows=False),
+    bump_epoch,
+)
 
 
 @event.listens_for(Session, "do_orm_execute")
 def _note_bulk_user_changes(state):
     if (state.is_update or state.is_delete) and state.bind_mapper is not None and state.bind_mapper.class_ is User:
-        state.session.info[PENDING] = True
-
-
-@event.listens_for(Session, "after_commit")
-def _bump_after_commit(session):
-    if session.info.pop(PENDING, False):
-        bump_epoch()
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_on_rollback(session):
-    session.info.pop(PENDING, None)
+        sessions_ending.note(state.session)

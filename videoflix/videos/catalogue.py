@@ -10,9 +10,8 @@ import uuid
 
 import sqlalchemy as sa
 from flask import current_app, request
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 
+from videoflix.commit_hooks import AfterCommit, rows_changed
 from videoflix.extensions import cache, db
 from videoflix.storage import media_store
 from videoflix.videos.models import Video
@@ -98,29 +97,6 @@ def invalidate():
     cache.set(VERSION_KEY, uuid.uuid4().hex, timeout=0)
 
 
-def _changes_catalogue(session):
-    if any(isinstance(obj, Video) for obj in (*session.new, *session.deleted)):
-        return True
-    for obj in session.dirty:
-        if isinstance(obj, Video):
-            state = sa.inspect(obj)
-            if any(state.attrs[name].history.has_changes() for name in WATCHED_FIELDS):
-                return True
-    return False
-
-
-@event.listens_for(Session, "before_flush")
-def _note_catalogue_change(session, _context, _instances):
-    if _changes_catalogue(session):
-        session.info["catalogue_changed"] = True
-
-
-@event.listens_for(Session, "after_commit")
-def _invalidate_after_commit(session):
-    if session.info.pop("catalogue_changed", False):
-        invalidate()
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_on_rollback(session):
-    session.info.pop("catalogue_changed", None)
+catalogue_changes = AfterCommit(
+    "catalogue_changed", lambda session: rows_changed(session, Video, WATCHED_FIELDS), invalidate
+)
