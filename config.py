@@ -48,6 +48,17 @@ class Config:
     SQLALCHEMY_DATABASE_URI = database_url(_env("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'videoflix.sqlite3'}"))
     REDIS_URL = _env("REDIS_URL")
     MEDIA_ROOT = _env("MEDIA_ROOT", str(INSTANCE_DIR / "media"))
+    # S3_BUCKET set: media live in that S3-compatible bucket, and MEDIA_ROOT is only this machine's
+    # scratch space (uploads arriving, transcode work). S3_ENDPOINT_URL unset means AWS.
+    S3_BUCKET = _env("S3_BUCKET")
+    S3_ENDPOINT_URL = _env("S3_ENDPOINT_URL")
+    S3_ACCESS_KEY_ID = _env("S3_ACCESS_KEY_ID")
+    S3_SECRET_ACCESS_KEY = _env("S3_SECRET_ACCESS_KEY")
+    S3_REGION = _env("S3_REGION", "us-east-1")
+    S3_PREFIX = _env("S3_PREFIX", "")
+    # A replaced rendition version stays this long, for players and proxies that looked it up just
+    # before the swap; each process remembers a video's published version for less (catalogue.py).
+    RETIRED_VERSION_SECONDS = int(_env("RETIRED_VERSION_SECONDS", "60"))
     OUTBOX_DIR = str(INSTANCE_DIR / "outbox")
     HUEY_SQLITE_PATH = str(INSTANCE_DIR / "huey.sqlite3")
     # Without Redis: bumped by whatever ends a session, read by every web process per request.
@@ -124,6 +135,7 @@ class TestingConfig(Config):
     TESTING = True
     HUEY_IMMEDIATE = True
     TRANSCODE_OPTIMISE = False  # tests of the second pass switch it on
+    RETIRED_VERSION_SECONDS = 0  # replaced versions go at once; tests of the grace set it
     RATELIMIT_ENABLED = False
     MAIL_SERVER = None
     JWT_COOKIE_SECURE = False

@@ -27,6 +27,21 @@ def admin_login(client, email=STAFF, password=PASSWORD):
     return client.post("/admin/login/", data={"csrf_token": token, "email": email, "password": password})
 
 
+def admin_upload(client, clip, poster=None, title="Uploaded", **extra):
+    """Post the admin's new-video form (multipart, with its CSRF token) as a signed-in staff member."""
+    data = {
+        "csrf_token": csrf_token(client, "/admin/video/new/"),
+        "title": title,
+        "description": "From the admin",
+        "category": "Horror",
+        "video_file": (open(clip, "rb"), clip.name),
+        **extra,
+    }
+    if poster is not None:
+        data["poster_file"] = poster
+    return client.post("/admin/video/new/", data=data, content_type="multipart/form-data")
+
+
 def import_video(runner, clip, title="Sample", category="Drama", *extra):
     """Import a clip through the operator CLI (the same pipeline as an admin upload)."""
     result = runner.invoke(

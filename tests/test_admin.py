@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from tests.conftest import FFMPEG, PASSWORD, create_user, running_app
 from tests.helpers import STAFF, admin_login, csrf_token, get_video, media_files, only_video
+from tests.helpers import admin_upload as upload
 from videoflix.auth.models import User
 from videoflix.extensions import db
 from videoflix.videos.models import Status, Video
@@ -19,20 +20,6 @@ def staff(app, client):
     create_user(app, email=STAFF, staff=True)
     assert admin_login(client).status_code == 302
     return client
-
-
-def upload(client, clip, poster=None, title="Uploaded", **extra):
-    data = {
-        "csrf_token": csrf_token(client, "/admin/video/new/"),
-        "title": title,
-        "description": "From the admin",
-        "category": "Horror",
-        "video_file": (open(clip, "rb"), clip.name),
-        **extra,
-    }
-    if poster is not None:
-        data["poster_file"] = poster
-    return client.post("/admin/video/new/", data=data, content_type="multipart/form-data")
 
 
 def test_anonymous_and_viewers_are_sent_to_the_staff_login(app, client):

@@ -11,17 +11,17 @@ from videoflix import create_app
 from videoflix.extensions import db
 
 
-def test_health_reports_database_and_queue(client):
+def test_health_reports_database_queue_and_storage(client):
     response = client.get("/api/health/")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "database": "ok", "queue": "ok"}
+    assert response.get_json() == {"status": "ok", "database": "ok", "queue": "ok", "storage": "ok"}
 
 
 def test_health_names_an_unreachable_database(app_config):
     app = make_app({**app_config, "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg2://nobody@127.0.0.1:1/none"})
     response = app.test_client().get("/api/health/")
     assert response.status_code == 503
-    assert response.get_json() == {"status": "unavailable", "database": "unavailable", "queue": "ok"}
+    assert response.get_json() == {"status": "unavailable", "database": "unavailable", "queue": "ok", "storage": "ok"}
 
 
 def test_health_names_an_unreachable_queue(app_config):
@@ -29,7 +29,7 @@ def test_health_names_an_unreachable_queue(app_config):
     app = make_app({**app_config, "REDIS_URL": broken_redis, "HUEY_IMMEDIATE": False})
     response = app.test_client().get("/api/health/")
     assert response.status_code == 503
-    assert response.get_json() == {"status": "unavailable", "database": "ok", "queue": "unavailable"}
+    assert response.get_json() == {"status": "unavailable", "database": "ok", "queue": "unavailable", "storage": "ok"}
 
 
 def test_unknown_api_path_is_json_404(client):

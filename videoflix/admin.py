@@ -24,7 +24,7 @@ from videoflix.auth.limits import auth_limit
 from videoflix.auth.models import User, user_by_credentials
 from videoflix.extensions import db, limiter
 from videoflix.media.probe import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, NotAVideo, check_image, probe
-from videoflix.pipeline.cleanup import delete_video_media
+from videoflix.pipeline.cleanup import delete_video_media, retire
 from videoflix.pipeline.tasks import enqueue_transcode, queued_jobs
 from videoflix.storage import keys, media_store
 from videoflix.validation import parse_id
@@ -233,8 +233,7 @@ class VideoAdmin(StaffOnly, ModelView):
 
     def after_model_change(self, form, model, is_created):
         uploads = g.pop("stored_uploads")
-        for key in uploads.replaced:
-            media_store().delete(key)
+        retire(stored_keys=uploads.replaced)
         if uploads.needs_transcode:
             enqueue_transcode(model)
 

@@ -1,4 +1,5 @@
-"""Operator commands: `flask create-admin`, `flask worker`, `flask serve`, `flask videos ...`."""
+"""Operator commands: `flask create-admin`, `flask worker`, `flask serve`, `flask videos ...`,
+`flask media ...`."""
 
 import signal
 import subprocess
@@ -17,10 +18,13 @@ from videoflix.auth.models import User, normalize_email
 from videoflix.auth.passwords import password_problems
 from videoflix.extensions import db
 from videoflix.media.probe import VIDEO_EXTENSIONS, NotAVideo, probe
+from videoflix.pipeline.cleanup import sweep
 from videoflix.pipeline.tasks import enqueue_transcode, recover_at_startup
 from videoflix.processes import die_with_parent
 from videoflix.queue import huey
-from videoflix.storage import keys, media_store
+from videoflix.storage import keys, media_store, migration
+from videoflix.storage.errors import StorageUnavailable
+from videoflix.storage.local import LocalStorage
 from videoflix.videos.models import CATEGORIES, Status, Video
 
 
@@ -55,12 +59,23 @@ def create_admin(email, password):
 @with_appcontext
 def worker(workers):
     """Run the Huey consumer that transcodes videos and sends mail."""
+    report_storage()
     recovered = recover_at_startup()
     if recovered:
         click.echo(f"Re-queued interrupted jobs of videos {recovered}.")
     threads = workers or current_app.config["WORKER_THREADS"]
     click.echo(f"Worker started with {threads} threads.")
     Consumer(huey, workers=threads, worker_type="thread", check_worker_health=True).run()
+
+
+def report_storage():
+    """Say at start-up where media go, and whether that store can be used."""
+    store = media_store()
+    try:
+        store.check()
+        click.echo(f"Media storage: {store.describe()}.")
+    except StorageUnavailable as error:
+        click.echo(f"Warning: media storage unusable: {error}", err=True)
 
 
 def _stop(_signal_number, _frame):
@@ -75,6 +90,7 @@ def _stop(_signal_number, _frame):
 def serve(host, port, threads):
     """Serve the API with waitress and run a worker beside it; Ctrl-C stops both."""
     port = port or current_app.config["PORT"]
+    report_storage()
     worker_process = subprocess.Popen(
         [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
         preexec_fn=die_with_parent,
@@ -119,7 +135,10 @@ def import_video(path, title, category, description, wait):
     except NotAVideo as error:
         fail(f"{path.name}: {error}")
     source = keys.new_source(path.suffix.lower())
-    media_store().put_file(source, path)
+    try:
+        media_store().put_file(source, path)
+    except StorageUnavailable as error:
+        fail(str(error))
     category = next(name for name in CATEGORIES if name.lower() == category.lower())
     video = Video(title=title, description=description, category=category, source_path=source)
     db.session.add(video)
@@ -170,6 +189,76 @@ def list_videos():
         click.echo(f"{video.id:>5}  {video.status:<10} {video.progress:>7}%  {video.title}")
 
 
+@click.group("media")
+def media():
+    """The media store: create the bucket, migrate to it, sweep leftovers."""
+
+
+def object_store():
+    store = media_store()
+    if store.name != "s3":
+        fail("no bucket is configured: set S3_BUCKET (and S3_ENDPOINT_URL, S3_ACCESS_KEY_ID, ...) first.")
+    return store
+
+
+@media.command("create-bucket")
+@with_appcontext
+def create_bucket():
+    """Create the S3_BUCKET if it does not exist (the app itself never creates anything)."""
+    store = object_store()
+    try:
+        created = store.create_bucket()
+    except StorageUnavailable as error:
+        fail(str(error))
+    click.echo(f"{'Created' if created else 'Already there:'} {store.describe()}.")
+
+
+@media.command("migrate-to-s3")
+@click.option(
+    "--from", "source_root", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+    help="The local media folder to copy (default: MEDIA_ROOT).",
+)  # fmt: skip
+@with_appcontext
+def migrate_to_s3(source_root):
+    """Copy every video's media from a local media folder into the bucket. Objects already there
+    with the same size are skipped, so an interrupted run just runs again."""
+    store = object_store()
+    local = LocalStorage(source_root or current_app.config["MEDIA_ROOT"])
+    try:
+        store.check()
+        plan = migration.plan(db.session.scalars(sa.select(Video).order_by(Video.id)).all(), local)
+        stored = migration.stored_sizes(store)
+    except StorageUnavailable as error:
+        fail(str(error))
+    todo = [item for item in plan.objects if stored.get(item.key) != item.size]
+    label = f"Copying {len(todo)} of {len(plan.objects)} objects"
+    try:
+        with click.progressbar(todo, label=label, item_show_func=lambda item: item.key if item else "") as bar:
+            for item in bar:
+                store.put_file(item.key, local.path(item.key))
+    except StorageUnavailable as error:
+        fail(f"{error} Run the command again to go on where it stopped.")
+    for video_id, key in plan.missing:
+        click.echo(f"Warning: video {video_id} refers to {key}, which is not in {local.root}.", err=True)
+    click.echo(
+        f"{len(plan.videos)} videos in {store.describe()}: {len(todo)} objects copied, "
+        f"{len(plan.objects) - len(todo)} already there. Start web and workers with S3_BUCKET set."
+    )
+    if plan.missing:
+        sys.exit(1)
+
+
+@media.command("sweep")
+@with_appcontext
+def sweep_media():
+    """Remove stored objects that no video references (left by crashes), older than an hour."""
+    try:
+        removed = sweep()
+    except StorageUnavailable as error:
+        fail(str(error))
+    click.echo(f"Removed {removed} objects that no video references.")
+
+
 def init_app(app):
-    for command in (create_admin, worker, serve, videos):
+    for command in (create_admin, worker, serve, videos, media):
         app.cli.add_command(command)

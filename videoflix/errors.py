@@ -9,6 +9,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
 from videoflix.extensions import db
+from videoflix.storage.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,12 @@ MESSAGES = {
 }
 RETRY_AFTER_SECONDS = 5
 # A backend that is down or busy for a moment: the request may succeed if repeated.
-UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, sa.exc.OperationalError)
+UNAVAILABLE = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    sa.exc.OperationalError,
+    StorageUnavailable,
+)
 
 
 class JSONError(HTTPException):

@@ -5,6 +5,7 @@ from flask import Blueprint, jsonify
 
 from videoflix.extensions import db
 from videoflix.queue import huey
+from videoflix.storage import media_store
 
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__, url_prefix="/api")
@@ -25,6 +26,7 @@ def health():
     parts = {
         "database": _check("database", lambda: db.session.execute(sa.text("SELECT 1"))),
         "queue": _check("queue", huey.pending_count),
+        "storage": _check("storage", lambda: media_store().check()),
     }
     healthy = all(state == "ok" for state in parts.values())
     return jsonify({"status": "ok" if healthy else "unavailable", **parts}), 200 if healthy else 503

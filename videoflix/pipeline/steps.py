@@ -18,7 +18,7 @@ from videoflix.extensions import db
 from videoflix.media import ladder, playlists
 from videoflix.media.ffmpeg import ffmpeg_binary, run_ffmpeg
 from videoflix.media.probe import Probe, probe
-from videoflix.pipeline import analysis
+from videoflix.pipeline import analysis, cleanup
 from videoflix.pipeline.job import Job, attempt
 from videoflix.storage import keys, media_store
 from videoflix.videos.models import Phase, Status, Video
@@ -110,7 +110,7 @@ def make_poster(t):
 
 
 def publish(t):
-    """Put the new version in place, then flip the video's pointer to it and drop the old one."""
+    """Put the new version in the store whole, then flip the video's pointer to it and retire the old one."""
     store = media_store()
     version = keys.rendition_version(t.video.id, t.job.job_id + t.ladder.version_suffix)
     try:
@@ -130,9 +130,7 @@ def publish(t):
     video.phase = next_phase(t.ladder)
     video.status, video.progress, video.error = Status.READY, 100, None
     db.session.commit()
-    if old_version and old_version != version:
-        store.delete_prefix(old_version)
-    store.delete(old_poster)
+    cleanup.retire(prefixes=[old_version] if old_version != version else [], stored_keys=[old_poster])
 
 
 def next_phase(published):

@@ -3,12 +3,19 @@
 Pure functions, no I/O. Keys are always generated here, never taken from user input; a key
 names the same object in every backend (a path under MEDIA_ROOT, or an object in the bucket)."""
 
+import mimetypes
+import posixpath
 import re
 import uuid
 
 SOURCES = "sources"  # uploaded and imported originals
 POSTERS = "thumbnails"  # public posters
 RENDITIONS = "hls"  # every published version of each video's HLS renditions
+FOLDERS = (SOURCES, POSTERS, RENDITIONS)
+
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+SEGMENT_TYPE = "video/MP2T"
+CONTENT_TYPES = {".m3u8": PLAYLIST_TYPE, ".ts": SEGMENT_TYPE}  # mimetypes calls .ts Qt Linguist
 
 POSTER_NAME = re.compile(r"[0-9a-f]{32}\.(?:jpg|jpeg|png|webp)")  # what new_poster() generates
 
@@ -39,3 +46,9 @@ def renditions(video_id):
 def rendition_version(video_id, version):
     """The prefix of one published version: master.m3u8 and one folder per rendition."""
     return f"{renditions(video_id)}/{version}"
+
+
+def content_type(key):
+    """The media type an object is stored and sent with."""
+    extension = posixpath.splitext(key)[1].lower()
+    return CONTENT_TYPES.get(extension) or mimetypes.guess_type(key)[0] or "application/octet-stream"

@@ -9,33 +9,56 @@ import contextlib
 import os
 import shutil
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
+
+from videoflix.storage.errors import StorageUnavailable
 
 INCOMING = ".incoming"  # uploads while they arrive
 WORK = ".work"  # transcode jobs' scratch folders
 
 
-class LocalStorage:
-    name = "local"
+class StoredObject(NamedTuple):
+    key: str
+    modified: datetime
+    size: int
+
+
+class ScratchFolders:
+    """This machine's folders under MEDIA_ROOT for uploads while they arrive and for jobs' work;
+    every store has them (with object storage, MEDIA_ROOT holds nothing else)."""
 
     def __init__(self, root):
         self.root = str(root)
-
-    def path(self, key):
-        """The file that holds `key` (a plain string: on the per-segment path pathlib measured 9%)."""
-        return os.path.join(self.root, key)
 
     def incoming_dir(self):
         return self._folder(INCOMING)
 
     def work_root(self):
-        """Where jobs build their output: on the same filesystem, so publishing is a rename."""
+        """Where jobs build their output (for the disk store: on its filesystem, so publishing is a rename)."""
         return self._folder(WORK)
 
     def _folder(self, name):
         folder = Path(self.root) / name
         folder.mkdir(parents=True, exist_ok=True)
         return folder
+
+
+class LocalStorage(ScratchFolders):
+    name = "local"
+
+    def describe(self):
+        return f"local disk at {self.root}"
+
+    def check(self):
+        """Raise StorageUnavailable unless the store can be written."""
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise StorageUnavailable(f"MEDIA_ROOT {self.root} is not a writable folder.")
+
+    def path(self, key):
+        """The file that holds `key` (a plain string: on the per-segment path pathlib measured 9%)."""
+        return os.path.join(self.root, key)
 
     # --- writing ---
 
@@ -76,6 +99,23 @@ class LocalStorage:
     def local_file(self, key):
         """A local path of `key` for ffmpeg to read: the stored file itself."""
         yield Path(self.path(key))
+
+    def redirect_target(self, key, cors):
+        """The path under the proxy's internal location (X-Accel-Redirect), None when there is no such
+        object. nginx copies the app's CORS headers itself here, so `cors` changes nothing."""
+        return key if self.exists(key) else None
+
+    def list(self, prefix):
+        """A StoredObject for every file under the folder `prefix`, the scratch folders left out."""
+        base = Path(self.root)
+        for folder, dirs, files in os.walk(base / prefix):
+            dirs[:] = [name for name in dirs if not name.startswith(".")]
+            for name in files:
+                path = Path(folder) / name
+                with contextlib.suppress(FileNotFoundError):  # removed while we walk
+                    stat = path.stat()
+                    modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+                    yield StoredObject(path.relative_to(base).as_posix(), modified, stat.st_size)
 
     # --- removing ---
 

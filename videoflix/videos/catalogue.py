@@ -6,14 +6,15 @@ it playable until the new ones replace them. A change that matters to the catalo
 version key, so every cached variant (hosts, categories) goes at once, in every process."""
 
 import json
+import threading
 import uuid
 
 import sqlalchemy as sa
+from cachetools import TTLCache
 from flask import current_app, request
 
 from videoflix.commit_hooks import AfterCommit, rows_changed
 from videoflix.extensions import cache, db
-from videoflix.storage import media_store
 from videoflix.videos.models import Video
 from videoflix.videos.schemas import VideoSchema
 
@@ -21,6 +22,9 @@ VERSION_KEY = "catalogue:version"
 # A change to any of these (or an insert or delete) can change what the catalogue shows.
 WATCHED_FIELDS = ("title", "description", "category", "poster_path", "created_at", "hls_path")
 CACHE_SECONDS = 3600
+PUBLISHED_MEMO = "videoflix_published"
+PUBLISHED_MEMO_SIZE = 4096  # videos
+PUBLISHED_MEMO_SECONDS = 5  # well below RETIRED_VERSION_SECONDS (config.py)
 
 
 def playable():
@@ -68,25 +72,39 @@ def catalogue_json(category=None, search=None):
 
 def published_renditions(video_id):
     """(hls_path, renditions) of a playable video, or None. Every playlist and segment request asks,
-    so answers are remembered in this process and checked against the store: a publish writes a new
-    version and removes the old one, a delete removes it, so a remembered version that still exists
-    is still the published one (and a cache server would cost more than the query it saves)."""
-    remembered = current_app.extensions.setdefault("videoflix_published", {})
-    found = remembered.get(video_id)
-    if found is None or not media_store().exists(found[0]):
+    so each process remembers answers for PUBLISHED_MEMO_SECONDS (a bounded memo, no store round
+    trip). A replaced version stays in the store for RETIRED_VERSION_SECONDS, longer than that, so a
+    remembered answer still finds its files; a request that misses them anyway looks again."""
+    memo, lock = _published_memo()
+    with lock:
+        found = memo.get(video_id)
+    if found is None:
         row = db.session.execute(
             sa.select(Video.hls_path, Video.renditions).where(Video.id == video_id, playable())
         ).first()
-        remembered.pop(video_id, None)
         if row is None:
             return None
-        found = remembered[video_id] = (row.hls_path, tuple(row.renditions))
+        found = (row.hls_path, tuple(row.renditions))
+        with lock:
+            memo[video_id] = found
     return found
 
 
 def forget_published(video_id):
     """Drop what this process remembers of a video's published version (it was just replaced)."""
-    current_app.extensions.get("videoflix_published", {}).pop(video_id, None)
+    memo, lock = _published_memo()
+    with lock:
+        memo.pop(video_id, None)
+
+
+def _published_memo():
+    memo = current_app.extensions.get(PUBLISHED_MEMO)
+    if memo is None:  # a race here only builds a second empty memo
+        memo = current_app.extensions[PUBLISHED_MEMO] = (
+            TTLCache(maxsize=PUBLISHED_MEMO_SIZE, ttl=PUBLISHED_MEMO_SECONDS),
+            threading.Lock(),  # cachetools' caches are not thread-safe
+        )
+    return memo
 
 
 def _render(category, search):
@@ -94,7 +112,12 @@ def _render(category, search):
 
 
 def invalidate():
+    """After a committed change to what viewers see: every process's catalogue, and this process's
+    memo of published versions (the others' expire within PUBLISHED_MEMO_SECONDS)."""
     cache.set(VERSION_KEY, uuid.uuid4().hex, timeout=0)
+    memo, lock = _published_memo()
+    with lock:
+        memo.clear()
 
 
 catalogue_changes = AfterCommit(

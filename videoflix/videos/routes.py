@@ -10,14 +10,13 @@ from videoflix.auth.tokens import login_required
 from videoflix.extensions import db
 from videoflix.media.ladder import RESOLUTIONS
 from videoflix.storage import delivery
+from videoflix.storage.keys import PLAYLIST_TYPE, SEGMENT_TYPE
 from videoflix.videos import catalogue
 from videoflix.videos.models import Video
 from videoflix.videos.schemas import CatalogueQuerySchema, VideoDetailSchema
 
 bp = Blueprint("videos", __name__, url_prefix="/api/video")
 
-PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
-SEGMENT_TYPE = "video/MP2T"
 SEGMENT_NAME = re.compile(r"[0-9]{3,5}\.ts")  # matched whole (fullmatch); ASCII digits only
 PLAYLIST_MAX_AGE = 0  # revalidate: cheap 304s, and a re-transcode shows at once
 SEGMENT_MAX_AGE = 3600

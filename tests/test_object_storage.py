@@ -1,0 +1,224 @@
+"""Media in an S3-compatible bucket (a real SeaweedFS): the store itself, upload -> transcode ->
+playback -> delete with web and worker sharing nothing but the bucket and the database, faults of
+the store at each step, start-up and health reports, the sweep and the migration from disk."""
+
+import json
+import logging
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from http.cookiejar import CookieJar
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import SPA_ORIGIN, bucket_keys, create_user, make_app, require_or_skip, running_app, spa_client
+from tests.helpers import PASSWORD, STAFF, admin_login, admin_upload, csrf_token, import_video, only_video
+from tests.servers import Nginx, free_port, nginx_binary, render_conf, wait_for
+from videoflix.extensions import db
+from videoflix.pipeline import cleanup
+from videoflix.queue import huey
+from videoflix.storage import media_store
+from videoflix.storage.errors import StorageUnavailable
+from videoflix.videos.models import Status, Video
+
+pytestmark = pytest.mark.s3
+
+
+def scratch_files(root):
+    """Files under a machine's MEDIA_ROOT: with a bucket, nothing should stay there."""
+    return sorted(str(p.relative_to(root)) for p in Path(root).rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def s3_app(app_config, bucket):
+    with running_app({**app_config, **bucket}) as app:
+        yield app
+
+
+def sign_in(app):
+    create_user(app)
+    client = spa_client(app)
+    assert client.post("/api/login/", json={"email": "viewer@example.com", "password": PASSWORD}).status_code == 200
+    return client
+
+
+# --- the store ---
+
+
+def test_the_store_keeps_reads_lists_and_removes_objects(s3_app, tmp_path, seaweed, bucket):
+    local = tmp_path / "file.ts"
+    local.write_bytes(b"segment bytes")
+    folder = tmp_path / "version"
+    (folder / "480p").mkdir(parents=True)
+    (folder / "master.m3u8").write_text("#EXTM3U\n")
+    (folder / "480p" / "000.ts").write_bytes(b"x" * 1000)
+    with s3_app.app_context():
+        store = media_store()
+        store.put_file("hls/1/a/480p/000.ts", local)
+        store.put_file("hls/10/a/480p/000.ts", local)
+        store.put_tree(folder, "hls/1/b")
+        assert store.exists("hls/1/a/480p/000.ts") and not store.exists("hls/1/a/480p/001.ts")
+        with store.local_file("hls/1/a/480p/000.ts") as path:
+            assert path.read_bytes() == b"segment bytes"
+        assert not path.exists()  # the scratch copy goes afterwards
+        listed = {stored.key: stored.size for stored in store.list("hls/1")}
+        assert listed == {"hls/1/a/480p/000.ts": 13, "hls/1/b/master.m3u8": 8, "hls/1/b/480p/000.ts": 1000}
+        found = store.get("hls/1/b/480p/000.ts")
+        assert found["ContentType"] == "video/MP2T" and found["Body"].read() == b"x" * 1000
+        assert store.get("hls/1/b/master.m3u8")["ContentType"] == "application/vnd.apple.mpegurl"
+        store.delete_prefix("hls/1")
+        assert bucket_keys(seaweed, bucket) == ["hls/10/a/480p/000.ts"]  # hls/1 is not a prefix of hls/10
+        store.delete("hls/10/a/480p/000.ts")
+        assert bucket_keys(seaweed, bucket) == []
+        with pytest.raises(FileNotFoundError, match="missing from the media store"):
+            with store.local_file("sources/gone.mp4"):
+                pass
+
+
+def test_objects_live_under_the_configured_prefix(app_config, bucket, seaweed, clips):
+    with running_app({**app_config, **bucket, "S3_PREFIX": "/tenant-a/"}) as app:
+        assert import_video(app.test_cli_runner(), clips["small"], "Prefixed").exit_code == 0
+        assert only_video(app).status == Status.READY
+    stored = bucket_keys(seaweed, bucket)
+    assert stored and all(key.startswith("tenant-a/") for key in stored)
+
+
+# --- upload -> transcode -> playback -> delete ---
+
+
+def test_an_imported_video_plays_from_the_bucket_and_leaves_nothing_on_disk(s3_app, seaweed, bucket, clips):
+    assert import_video(s3_app.test_cli_runner(), clips["long"], "Stored").exit_code == 0
+    video = only_video(s3_app)
+    assert video.status == Status.READY
+    stored = bucket_keys(seaweed, bucket)
+    assert video.source_path in stored and video.poster_path in stored
+    assert f"{video.hls_path}/master.m3u8" in stored and f"{video.hls_path}/480p/001.ts" in stored
+    assert scratch_files(s3_app.config["MEDIA_ROOT"]) == []
+
+    client = sign_in(s3_app)
+    master = client.get(f"/api/video/{video.id}/master.m3u8")
+    assert master.status_code == 200 and master.mimetype == "application/vnd.apple.mpegurl"
+    assert master.headers["Cache-Control"] == "private, no-cache"
+    segment = client.get(f"/api/video/{video.id}/480p/001.ts/")
+    expected = seaweed.client().get_object(Bucket=bucket["S3_BUCKET"], Key=f"{video.hls_path}/480p/001.ts")
+    assert segment.status_code == 200 and segment.data == expected["Body"].read()
+    assert segment.mimetype == "video/MP2T" and segment.headers["Cache-Control"] == "private, max-age=3600"
+    ranged = client.get(f"/api/video/{video.id}/480p/001.ts/", headers={"Range": "bytes=10-19"})
+    assert ranged.status_code == 206 and ranged.data == segment.data[10:20]
+    assert ranged.headers["Content-Range"] == f"bytes 10-19/{len(segment.data)}"
+    unsatisfiable = client.get(f"/api/video/{video.id}/480p/001.ts/", headers={"Range": "bytes=99999999-"})
+    assert unsatisfiable.status_code == 416
+    assert client.get(f"/api/video/{video.id}/480p/999.ts").status_code == 404
+
+    poster = spa_client(s3_app).get(f"/media/thumbnails/{Path(video.poster_path).name}")
+    assert poster.status_code == 200 and poster.mimetype == "image/jpeg" and poster.data[:3] == b"\xff\xd8\xff"
+    assert poster.headers["Cache-Control"] == "public, max-age=86400"
+
+    with s3_app.app_context():
+        cleanup.delete_video_media(db.session.get(Video, video.id))
+    assert bucket_keys(seaweed, bucket) == []
+
+
+# --- web and worker on separate machines: nothing shared but the bucket and the database ---
+
+
+@pytest.fixture
+def web_and_worker(app_config, bucket, tmp_path, serve_app):
+    """A web app behind nginx (the shipped config, media from the bucket through X-Accel-Redirect and
+    its cache) and a worker app, each with its own MEDIA_ROOT, one queue between them."""
+    require_or_skip(nginx_binary(), "nginx", "REQUIRE_NGINX")
+    shared = {**app_config, **bucket, "HUEY_IMMEDIATE": False}
+    web_settings = {**shared, "MEDIA_ROOT": str(tmp_path / "web"), "MEDIA_ACCEL_REDIRECT": "/protected-s3",
+                    "PROXY_COUNT": 1}  # fmt: skip
+    with running_app(web_settings) as web:
+        worker = make_app({**shared, "MEDIA_ROOT": str(tmp_path / "worker")})  # the queue's app from now on
+        port = free_port()
+        conf = render_conf(tmp_path / "nginx", port, serve_app(web).removeprefix("http://"), web.config["MEDIA_ROOT"],
+                           s3_host=bucket["S3_ENDPOINT_URL"].removeprefix("http://"))  # fmt: skip
+        with Nginx(conf, tmp_path / "nginx"):
+            base = f"http://127.0.0.1:{port}"
+            wait_for(f"{base}/api/health/")
+            yield web, worker, base
+
+
+def run_queued_jobs():
+    """What a worker machine does: run every job waiting in the queue (its retries included)."""
+    while (job := huey.dequeue()) is not None:
+        huey.execute(job)
+
+
+def fetch(opener, url, headers=None, origin=SPA_ORIGIN):
+    request = urllib.request.Request(url, headers={"Origin": origin, **(headers or {})})
+    try:
+        with opener.open(request, timeout=10) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, error.headers, error.read()
+
+
+def viewer_opener(base):
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+    login = urllib.request.Request(
+        f"{base}/api/login/",
+        data=json.dumps({"email": "viewer@example.com", "password": PASSWORD}).encode(),
+        headers={"Content-Type": "application/json", "Origin": SPA_ORIGIN},
+    )
+    opener.open(login, timeout=10).close()
+    return opener
+
+
+def test_upload_transcode_play_and_delete_across_machines(web_and_worker, seaweed, bucket, clips):
+    web, worker, base = web_and_worker
+    create_user(web, email=STAFF, staff=True)
+    create_user(web)
+    staff = web.test_client()
+    assert admin_login(staff).status_code == 302
+    assert admin_upload(staff, clips["small"], title="Across").status_code == 302
+    assert only_video(web).status == Status.PENDING  # the web machine only queued it
+    run_queued_jobs()
+    video = only_video(web)
+    assert video.status == Status.READY and video.renditions == ["480p"]
+    assert scratch_files(web.config["MEDIA_ROOT"]) == [] and scratch_files(worker.config["MEDIA_ROOT"]) == []
+    assert f"{video.hls_path}/480p/000.ts" in bucket_keys(seaweed, bucket)
+
+    viewer, anonymous = viewer_opener(base), urllib.request.build_opener()
+    key = f"{video.hls_path}/480p/000.ts"
+    stored = seaweed.client().get_object(Bucket=bucket["S3_BUCKET"], Key=key)["Body"].read()
+    status, headers, body = fetch(viewer, f"{base}/api/video/{video.id}/480p/000.ts")
+    assert status == 200 and body == stored
+    assert headers["Content-Type"] == "video/MP2T"
+    assert headers["Access-Control-Allow-Origin"] == SPA_ORIGIN
+    assert headers["Access-Control-Allow-Credentials"] == "true"
+    assert headers["Cache-Control"] == "private, max-age=3600"
+    assert "X-Accel-Redirect" not in headers and "x-amz-request-id" not in headers
+    status, headers, body = fetch(viewer, f"{base}/api/video/{video.id}/480p/000.ts/", {"Range": "bytes=100-299"})
+    assert status == 206 and body == stored[100:300]
+    status, headers, _body = fetch(viewer, f"{base}/api/video/{video.id}/480p/000.ts", origin="https://evil.example")
+    assert status == 200 and "Access-Control-Allow-Origin" not in headers  # the app's CORS decision holds
+
+    status, headers, body = fetch(viewer, f"{base}/api/video/{video.id}/480p/index.m3u8")
+    assert status == 200 and headers["Content-Type"] == "application/vnd.apple.mpegurl" and b"000.ts" in body
+    assert headers["Cache-Control"] == "private, no-cache"
+
+    status, _headers, body = fetch(anonymous, f"{base}/api/video/{video.id}/480p/000.ts")
+    assert status == 401 and body == b'{"detail":"Authentication credentials were not provided."}\n'
+    status, _headers, _body = fetch(anonymous, f"{base}/protected-s3/cors/{bucket['S3_BUCKET']}/{key}")
+    assert status == 404  # internal: only reachable through the app's X-Accel-Redirect
+
+    # A hot segment comes from nginx's cache: the bucket is not asked again.
+    seaweed.client().delete_object(Bucket=bucket["S3_BUCKET"], Key=key)
+    assert fetch(viewer, f"{base}/api/video/{video.id}/480p/000.ts")[:3:2] == (200, stored)
+
+    status, headers, poster = fetch(anonymous, f"{base}/media/thumbnails/{Path(video.poster_path).name}")
+    assert status == 200 and poster[:3] == b"\xff\xd8\xff" and headers["Content-Type"] == "image/jpeg"
+    assert headers["Cache-Control"] == "public, max-age=86400"
+    listing = fetch(viewer, f"{base}/api/video/")[2].decode()
+    assert f"{base}/media/thumbnails/{Path(video.poster_path).name}" in listing
+
+    token = csrf_token(staff, "/admin/video/")
+    assert staff.post("/admin/video/delete/", data={"id": video.id, "csrf_token": token}).status_code == 302
+    assert bucket_keys(seaweed, bucket) == []
+    assert fetch(viewer, f"{base}/api/video/{video.id}/480p/000.ts")[0] == 404
