@@ -118,10 +118,12 @@ def weed_binary():
 
 class SeaweedFS:
     """`with SeaweedFS(folder) as store:` runs master, volume, filer and S3 gateway in one process on
-    free ports of 127.0.0.1, accepting only `store.access_key` / `store.secret_key`."""
+    free ports of 127.0.0.1, accepting only `store.access_key` / `store.secret_key` (everything)
+    and `store.reader` (an access key and secret that may read and list, not write)."""
 
     access_key = "videoflix-test"
     secret_key = "videoflix-test-secret"
+    reader = ("videoflix-reader", "videoflix-reader-secret")
 
     def __init__(self, folder):
         self.folder = Path(folder)
@@ -132,13 +134,17 @@ class SeaweedFS:
     def __enter__(self):
         data = self.folder / "data"
         data.mkdir(parents=True, exist_ok=True)
-        identities = {"identities": [{"name": "videoflix", "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                                      "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}]}]}  # fmt: skip
+        identities = {"identities": [
+            {"name": "videoflix", "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+             "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}]},
+            {"name": "reader", "actions": ["Read", "List"],
+             "credentials": [{"accessKey": self.reader[0], "secretKey": self.reader[1]}]},
+        ]}  # fmt: skip
         (self.folder / "s3.json").write_text(json.dumps(identities))
         ports = {name: free_port() for name in ("master", "volume", "filer")}
         command = [weed_binary(), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-                   "-volume.max=0", "-master.volumeSizeLimitMB=64", "-s3", f"-s3.port={self.port}", "-s3.port.iceberg=0",
-                   "-s3.port.lance=0", "-s3.autoCreateBucket=false",
+                   "-volume.max=0", "-master.volumeSizeLimitMB=64", "-s3", f"-s3.port={self.port}",
+                   "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.autoCreateBucket=false",
                    f"-s3.port.grpc={free_port()}", f"-s3.config={self.folder / 's3.json'}"]  # fmt: skip
         for name, port in ports.items():  # gRPC would default to port + 10000, which may not exist
             command += [f"-{name}.port={port}", f"-{name}.port.grpc={free_port()}"]

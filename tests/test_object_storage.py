@@ -222,3 +222,158 @@ def test_upload_transcode_play_and_delete_across_machines(web_and_worker, seawee
     assert staff.post("/admin/video/delete/", data={"id": video.id, "csrf_token": token}).status_code == 302
     assert bucket_keys(seaweed, bucket) == []
     assert fetch(viewer, f"{base}/api/video/{video.id}/480p/000.ts")[0] == 404
+
+
+# --- faults of the store ---
+
+
+def unreachable(settings):
+    """The same bucket settings, pointed at a port where nothing listens."""
+    return {**settings, "S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}
+
+
+def queued_video(app, clip):
+    """A video whose source is in the bucket and whose transcode is queued but not run; its job id."""
+    with app.app_context():
+        source = f"sources/{clip.stem}.mp4"
+        media_store().put_file(source, clip)
+        video = Video(title="Queued", category="Drama", source_path=source, job_id="b" * 32)
+        db.session.add(video)
+        db.session.commit()
+        return video.id, video.job_id
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (unreachable, "could not be reached to check"),
+        (lambda s: {**s, "S3_SECRET_ACCESS_KEY": "wrong"}, "refused the credentials"),
+        (lambda s: {**s, "S3_BUCKET": "no-such-bucket"}, "has no such bucket"),
+    ],
+)
+def test_start_up_and_health_say_when_the_store_cannot_be_used(app_config, bucket, caplog, change, reason):
+    with caplog.at_level(logging.ERROR, logger="videoflix.storage"):
+        app = make_app({**app_config, **change(bucket)})
+    assert any(reason in message and "Media storage unusable at start-up" in message for message in caplog.messages)
+    response = app.test_client().get("/api/health/")
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "unavailable", "database": "ok", "queue": "ok", "storage": "unavailable"}
+
+
+def test_upload_while_the_store_is_unreachable_says_so_and_keeps_nothing(app_config, bucket, clips, seaweed):
+    with running_app({**app_config, **unreachable(bucket)}) as app:
+        create_user(app, email=STAFF, staff=True)
+        staff = app.test_client()
+        admin_login(staff)
+        page = admin_upload(staff, clips["small"], title="Lost?")
+        assert page.status_code == 200  # the form again, with the reason
+        assert "could not be reached to store sources/" in page.get_data(as_text=True)
+        with app.app_context():
+            assert db.session.scalar(sa.select(sa.func.count()).select_from(Video)) == 0
+        result = import_video(app.test_cli_runner(), clips["small"], "Lost too?")
+        assert result.exit_code == 1 and "could not be reached to store sources/" in result.output
+        assert scratch_files(app.config["MEDIA_ROOT"]) == []
+        response = spa_client(app).get("/api/health/")
+        assert response.status_code == 503 and response.get_json()["storage"] == "unavailable"
+    assert bucket_keys(seaweed, bucket) == []
+
+
+def test_a_worker_cut_off_from_the_store_retries_then_says_why_and_a_later_run_plays(s3_app, app_config, bucket, clips):
+    from videoflix.pipeline.steps import transcode
+
+    video_id, job_id = queued_video(s3_app, clips["small"])
+    cut_off = make_app({**app_config, **unreachable(bucket)})
+    with cut_off.app_context():
+        with pytest.raises(StorageUnavailable):
+            transcode(video_id, job_id, retries_left=1)  # huey retries it
+        assert transcode(video_id, job_id, retries_left=0) == Status.FAILED
+        video = db.session.get(Video, video_id)
+        assert video.status == Status.FAILED and video.hls_path is None
+        assert video.error.startswith("The media store (bucket ")
+        assert "could not be reached to fetch sources/small.mp4" in video.error
+    assert scratch_files(cut_off.config["MEDIA_ROOT"]) == []
+    with s3_app.app_context():  # the store is back: the retry from the admin works, nothing was lost
+        assert transcode(video_id, job_id) == Status.READY
+
+
+def test_a_publish_the_store_refuses_leaves_the_old_version_playing(s3_app, app_config, bucket, seaweed, clips):
+    from videoflix.pipeline.steps import transcode
+
+    assert import_video(s3_app.test_cli_runner(), clips["small"], "Playing").exit_code == 0
+    before = only_video(s3_app)
+    kept = bucket_keys(seaweed, bucket)
+    with s3_app.app_context():
+        video = db.session.get(Video, before.id)
+        video.job_id, video.poster_uploaded = "c" * 32, True  # a re-transcode; no poster to make
+        db.session.commit()
+    access_key, secret_key = seaweed.reader
+    read_only = make_app({**app_config, **bucket, "S3_ACCESS_KEY_ID": access_key, "S3_SECRET_ACCESS_KEY": secret_key})
+    with read_only.app_context():
+        assert transcode(before.id, "c" * 32, retries_left=0) == Status.FAILED
+    after = only_video(s3_app)
+    assert after.hls_path == before.hls_path and "refused the credentials" in after.error
+    assert f"while trying to store hls/{before.id}/{'c' * 32}/" in after.error
+    assert bucket_keys(seaweed, bucket) == kept  # nothing of the refused version
+    client = sign_in(s3_app)
+    assert client.get(f"/api/video/{before.id}/480p/000.ts").status_code == 200
+
+
+# --- what leaves the store, and when ---
+
+
+def test_a_replaced_version_stays_for_the_grace_then_goes(app_config, bucket, seaweed, clips):
+    with running_app({**app_config, **bucket, "RETIRED_VERSION_SECONDS": 60}) as app:
+        runner = app.test_cli_runner()
+        assert import_video(runner, clips["small"], "Twice").exit_code == 0
+        first = only_video(app)
+        assert runner.invoke(args=["videos", "retranscode", str(first.id)]).exit_code == 0
+        second = only_video(app)
+        assert second.hls_path != first.hls_path
+        stored = bucket_keys(seaweed, bucket)
+        assert f"{first.hls_path}/master.m3u8" in stored and f"{second.hls_path}/master.m3u8" in stored
+        later = datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=61)  # huey keeps naive UTC
+        for due in huey.read_schedule(later):
+            huey.execute(due, timestamp=later)
+        stored = bucket_keys(seaweed, bucket)
+        assert f"{second.hls_path}/master.m3u8" in stored
+        assert not any(key.startswith(f"{first.hls_path}/") for key in stored)
+
+
+def test_the_sweep_removes_only_old_objects_that_no_video_references(s3_app, seaweed, bucket, clips, tmp_path):
+    assert import_video(s3_app.test_cli_runner(), clips["small"], "Kept").exit_code == 0
+    video = only_video(s3_app)
+    kept = bucket_keys(seaweed, bucket)
+    strays = ["sources/0123.mp4", f"hls/{video.id}/deadjob/480p/000.ts", "thumbnails/" + "ab" * 16 + ".jpg"]
+    with s3_app.app_context():
+        for key in strays:
+            media_store().put_file(key, clips["small"])
+        assert cleanup.sweep() == 0  # too young: an upload or a publish may be under way
+        assert cleanup.sweep(now=datetime.now(UTC) + timedelta(hours=2)) == 3
+    assert bucket_keys(seaweed, bucket) == kept
+    result = s3_app.test_cli_runner().invoke(args=["media", "sweep"])
+    assert result.exit_code == 0 and "Removed 0 objects" in result.output
+
+
+# --- from the disk into the bucket ---
+
+
+def test_migrate_to_s3_copies_every_video_and_runs_again_safely(app_config, bucket, seaweed, clips):
+    with running_app(app_config) as local_app:  # the embedded default, with a ready video on disk
+        assert import_video(local_app.test_cli_runner(), clips["small"], "Moved").exit_code == 0
+        video = only_video(local_app)
+        on_disk = scratch_files(local_app.config["MEDIA_ROOT"])
+        s3_app = make_app({**app_config, **bucket})  # the same database and folder, now with a bucket
+        runner = s3_app.test_cli_runner()
+        result = runner.invoke(args=["media", "migrate-to-s3"])
+        assert result.exit_code == 0, result.output
+        assert f"{len(on_disk)} objects copied, 0 already there" in result.output
+        assert bucket_keys(seaweed, bucket) == on_disk
+        seaweed.client().delete_object(Bucket=bucket["S3_BUCKET"], Key=f"{video.hls_path}/480p/000.ts")
+        result = runner.invoke(args=["media", "migrate-to-s3"])  # interrupted before: goes on where it stopped
+        assert result.exit_code == 0 and f"1 objects copied, {len(on_disk) - 1} already there" in result.output
+        client = sign_in(s3_app)
+        segment = client.get(f"/api/video/{video.id}/480p/000.ts")
+        local_segment = Path(local_app.config["MEDIA_ROOT"]) / video.hls_path / "480p" / "000.ts"
+        assert segment.status_code == 200 and segment.data == local_segment.read_bytes()
+        refused = local_app.test_cli_runner().invoke(args=["media", "migrate-to-s3"])
+        assert refused.exit_code == 1 and "no bucket is configured" in refused.output

@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import boto3
+from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -73,18 +74,25 @@ class S3Storage(ScratchFolders):
         """Turn the client's failures into StorageUnavailable naming what was being done."""
         try:
             yield
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-                reason = "refused the credentials (check S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY)"
-            elif code in ("NoSuchBucket",) or (what == "check" and code in MISSING):
-                reason = "has no such bucket (create it, or check S3_BUCKET)"
-            else:
-                reason = f"answered {status} {code}"
-            raise StorageUnavailable(f"The media store ({self.describe()}) {reason} while trying to {what}.") from None
-        except BotoCoreError as error:
-            raise StorageUnavailable(f"The media store ({self.describe()}) could not be reached to {what}: {error}") from None
+        except Boto3Error as error:  # boto3's transfers wrap the client's error
+            if isinstance(error.__context__, ClientError | BotoCoreError):
+                raise self._unavailable(error.__context__, what) from None
+            raise StorageUnavailable(f"The media store ({self.describe()}) failed to {what}: {error}") from None
+        except (ClientError, BotoCoreError) as error:
+            raise self._unavailable(error, what) from None
+
+    def _unavailable(self, error, what):
+        if isinstance(error, BotoCoreError):
+            return StorageUnavailable(f"The media store ({self.describe()}) could not be reached to {what}: {error}")
+        code = error.response.get("Error", {}).get("Code", "")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            reason = "refused the credentials (check S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY)"
+        elif code == "NoSuchBucket" or (what == "check" and code in MISSING):
+            reason = "has no such bucket (create it, or check S3_BUCKET)"
+        else:
+            reason = f"answered {status} {code}"
+        return StorageUnavailable(f"The media store ({self.describe()}) {reason} while trying to {what}.")
 
     def check(self):
         with self._reaching("check"):
@@ -146,15 +154,13 @@ class S3Storage(ScratchFolders):
         local = self.work_root() / f"download-{uuid.uuid4().hex}{Path(key).suffix}"
         try:
             try:
-                self.client.download_file(self.bucket, self.object_name(key), str(local), Config=TRANSFER)
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") in MISSING:
+                with self._reaching(f"fetch {key}"):
+                    self.client.download_file(self.bucket, self.object_name(key), str(local), Config=TRANSFER)
+            except StorageUnavailable as error:
+                cause = error.__context__
+                if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in MISSING:
                     raise FileNotFoundError(f"The stored file {key} is missing from the media store.") from None
-                with self._reaching(f"fetch {key}"):
-                    raise
-            except BotoCoreError:
-                with self._reaching(f"fetch {key}"):
-                    raise
+                raise
             yield local
         finally:
             local.unlink(missing_ok=True)
