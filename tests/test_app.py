@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import sqlalchemy as sa
 import yaml
@@ -103,15 +105,23 @@ def test_migrations_match_the_models(app):
 def test_compose_file_runs_the_documented_services():
     compose = yaml.safe_load((config.BASE_DIR / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) >= {"web", "worker", "db", "redis", "nginx"}
+    assert set(services) >= {"web", "worker", "db", "redis", "nginx", "seaweedfs"}
     assert "waitress" in " ".join(services["web"]["command"])
+    assert "media create-bucket" in " ".join(services["web"]["command"])
     assert services["worker"]["command"][-1] == "worker"
     for name in ("web", "worker"):
         env = services[name]["environment"]
         assert env["DATABASE_URL"].startswith("postgresql://")
         assert env["REDIS_URL"].startswith("redis://")
-        assert any(volume.startswith("media:") for volume in services[name]["volumes"])
-    for name in ("db", "redis", "web"):
+        assert env["S3_BUCKET"] and env["S3_ENDPOINT_URL"] == "http://seaweedfs:8333"
+        assert env["MEDIA_ACCEL_REDIRECT"] == "/protected-s3"
+        assert "volumes" not in services[name]  # nothing shared between web and worker but the bucket
+    nginx_env = services["nginx"]["environment"]
+    template_needs = set(re.findall(r"\$\{(\w+)\}", (config.BASE_DIR / "deploy/nginx.conf.template").read_text()))
+    assert template_needs <= set(nginx_env)
+    assert f"http://{nginx_env['S3_HOST']}" == services["web"]["environment"]["S3_ENDPOINT_URL"]
+    assert "-s3" in services["seaweedfs"]["command"]
+    for name in ("db", "redis", "web", "seaweedfs"):
         assert "healthcheck" in services[name]
 
 
