@@ -112,6 +112,8 @@ class Config:
     FFMPEG_BINARY = _env("FFMPEG_BINARY")
     MAX_UPLOAD_MB = int(_env("MAX_UPLOAD_MB", "8192"))
     MAX_CONTENT_LENGTH = 2**20  # any request body but an admin upload (JSON bodies are tiny)
+    # A resumable upload that nobody continues for this long is removed with its bytes.
+    UPLOAD_EXPIRY_HOURS = float(_env("UPLOAD_EXPIRY_HOURS", "24"))
     MEDIA_ACCEL_REDIRECT = _env("MEDIA_ACCEL_REDIRECT")
     # Per-rung x264 settings; see videoflix/media/ladder.py for the defaults.
     TRANSCODE_PRESET = _env("TRANSCODE_PRESET")

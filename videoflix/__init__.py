@@ -96,6 +96,7 @@ def _tune_sqlite(engine):
 def register_blueprints(app):
     from videoflix import health
     from videoflix.auth import routes as auth_routes
+    from videoflix.uploads import tus
     from videoflix.videos import posters
     from videoflix.videos import routes as video_routes
 
@@ -103,6 +104,7 @@ def register_blueprints(app):
     app.register_blueprint(auth_routes.bp)
     app.register_blueprint(video_routes.bp)
     app.register_blueprint(posters.bp)
+    app.register_blueprint(tus.bp)
     auth_routes.init_app(app)
 
 

@@ -16,27 +16,24 @@ from flask_admin.form import SecureForm
 from flask_admin.theme import Bootstrap4Theme
 from markupsafe import Markup, escape
 from werkzeug.exceptions import RequestEntityTooLarge
-from wtforms import EmailField, FileField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms import EmailField, FileField, HiddenField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, StopValidation, ValidationError
 
 from videoflix import errors
 from videoflix.auth.limits import auth_limit
 from videoflix.auth.models import User, user_by_credentials
+from videoflix.auth.staff import STAFF_SESSION_KEY, current_staff
 from videoflix.extensions import db, limiter
 from videoflix.media.probe import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, NotAVideo, check_image, probe
 from videoflix.pipeline.cleanup import delete_video_media, retire
 from videoflix.pipeline.tasks import enqueue_transcode, queued_jobs
 from videoflix.storage import keys, media_store
+from videoflix.uploads.models import Upload
+from videoflix.uploads.spool import part_path, remove_upload
 from videoflix.validation import parse_id
+from videoflix.videos import playback
 from videoflix.videos.models import CATEGORIES, Phase, Status, Video
-
-STAFF_SESSION_KEY = "staff_user_id"
-
-
-def current_staff():
-    user_id = session.get(STAFF_SESSION_KEY)
-    user = db.session.get(User, user_id) if user_id else None
-    return user if user is not None and user.is_active and user.is_staff else None
+from videoflix.videos.schemas import poster_url
 
 
 def _safe_next(target):
@@ -100,9 +97,34 @@ def _chosen(upload):
     return bool(upload and getattr(upload, "filename", ""))
 
 
-def require_video_file(_form, field):
-    if not _chosen(field.data):
+def require_video_file(form, field):
+    if not _chosen(field.data) and not form.upload_id.data:
         raise StopValidation("Choose a video file.")
+
+
+def finished_upload(upload_id):
+    """The signed-in staff member's complete resumable upload with this id, or None."""
+    upload = db.session.get(Upload, upload_id) if upload_id else None
+    staff = current_staff()
+    if upload is None or staff is None or upload.staff_id != staff.id or not upload.complete:
+        return None
+    return upload
+
+
+def validate_resumable_upload(form, _field):
+    """A finished tus upload named by the form's script: its extension, then the probe. A validator
+    of the visible file field, so that its reasons show where the file was chosen."""
+    if not form.upload_id.data:
+        return
+    upload = finished_upload(form.upload_id.data)
+    if upload is None:
+        raise ValidationError("The upload is not finished or has expired; choose the file again.")
+    if _extension(upload.filename) not in VIDEO_EXTENSIONS:
+        raise ValidationError(f"Unsupported file type; use one of {', '.join(VIDEO_EXTENSIONS)}.")
+    try:
+        probe(part_path(upload.id))
+    except NotAVideo as error:
+        raise ValidationError(str(error)) from None
 
 
 def upload_validator(kind, extensions, check):
@@ -173,23 +195,55 @@ class StoredUploads:
     needs_transcode: bool
     stored: list = field(default_factory=list)
     replaced: list = field(default_factory=list)
+    resumable: Upload | None = None  # a finished tus upload that became the video's file
 
-    def keep(self, upload, key, replacing):
-        media_store().put_file(key, upload.stream.name)
+    def keep(self, local_file, key, replacing):
+        media_store().put_file(key, local_file)
         self.stored.append(key)
         if replacing:
             self.replaced.append(replacing)
         return key
 
 
+def _poster_cell(_view, _context, video, _name):
+    url = poster_url(video)
+    if not url:
+        return ""
+    thumbnail = '<img src="{}" alt="" loading="lazy" style="height:40px;max-width:72px;object-fit:cover">'
+    return Markup(thumbnail).format(url)
+
+
+@dataclass
+class RungFigures:
+    name: str
+    segments: int
+    megabytes: float
+    kbps: int
+
+
+def rung_figures(video):
+    """What each published rendition weighs: segments, size and average bit rate (from the store)."""
+    figures = []
+    for name in video.renditions or ():
+        segments = [stored for stored in media_store().list(f"{video.hls_path}/{name}") if stored.key.endswith(".ts")]
+        size = sum(stored.size for stored in segments)
+        kbps = round(size * 8 / video.duration / 1000) if video.duration else 0
+        figures.append(RungFigures(name, len(segments), size / 2**20, kbps))
+    return figures
+
+
 class VideoAdmin(StaffOnly, ModelView):
     form_base_class = SecureForm
     list_template = "admin/video_list.html"
-    column_list = ("id", "title", "category", "status", "duration", "source", "renditions", "error", "created_at")
+    create_template = "admin/video_create.html"
+    edit_template = "admin/video_edit.html"
+    column_list = ("id", "poster", "title", "category", "status", "duration", "source", "renditions", "error",
+                   "created_at")  # fmt: skip
     column_default_sort = ("created_at", True)
     column_searchable_list = ("title", "description")
     column_filters = ("category", "status")
     column_formatters = {
+        "poster": _poster_cell,
         "status": _status_cell,
         "duration": _duration_cell,
         "source": lambda _v, _c, video, _n: f"{video.width}×{video.height}" if video.width else "",
@@ -197,43 +251,73 @@ class VideoAdmin(StaffOnly, ModelView):
         "error": _error_cell,
         "created_at": lambda _v, _c, video, _n: video.created_at.strftime("%Y-%m-%d %H:%M"),
     }
-    form_columns = ("title", "description", "category", "video_file", "poster_file")
+    form_columns = ("title", "description", "category", "video_file", "upload_id", "poster_file")
     form_overrides = {"category": SelectField, "description": TextAreaField, "title": StringField}
     form_args = {
         "title": {"validators": [InputRequired(), Length(max=200)]},
         "category": {"choices": [(name, name) for name in CATEGORIES], "validators": [InputRequired()]},
     }
     form_extra_fields = {
-        "video_file": FileField("Video file", validators=[validate_video_file]),
+        # Filled by the form's script once a resumable upload of the chosen file has finished.
+        "upload_id": HiddenField(),
+        "video_file": FileField("Video file", validators=[validate_resumable_upload, validate_video_file]),
         "poster_file": FileField(
             "Poster (optional; generated from the video otherwise)", validators=[validate_poster_file]
         ),
     }
+
+    def render(self, template, **kwargs):
+        if template == self.edit_template and kwargs.get("model") is not None:
+            kwargs["rungs"] = rung_figures(kwargs["model"]) if kwargs["model"].hls_path else []
+        return super().render(template, **kwargs)
+
+    # The edit page's preview player: the published HLS files, for the staff session.
+    @expose("/preview/<id:video_id>/master.m3u8")
+    def preview_master(self, video_id):
+        return playback.master(video_id)
+
+    @expose("/preview/<id:video_id>/<resolution>/index.m3u8")
+    def preview_media_playlist(self, video_id, resolution):
+        return playback.media_playlist(video_id, resolution)
+
+    @expose("/preview/<id:video_id>/<resolution>/<segment>")
+    def preview_segment(self, video_id, resolution, segment):
+        return playback.segment(video_id, resolution, segment)
 
     def get_create_form(self):
         """A new video needs a file; an edit may keep the one it has."""
         form_class = super().get_create_form()
 
         class CreateVideoForm(form_class):
-            video_file = FileField("Video file", validators=[require_video_file, validate_video_file])
+            video_file = FileField(
+                "Video file", validators=[require_video_file, validate_resumable_upload, validate_video_file]
+            )
 
         return CreateVideoForm
 
     def on_model_change(self, form, model, is_created):
         uploads = g.stored_uploads = StoredUploads(needs_transcode=is_created)
         video_upload, poster_upload = form.video_file.data, form.poster_file.data
-        if _chosen(video_upload):
+        resumable = finished_upload(form.upload_id.data)
+        if resumable is not None:
+            source = keys.new_source(_extension(resumable.filename))
+            model.source_path = uploads.keep(part_path(resumable.id), source, replacing=model.source_path)
+            uploads.resumable, uploads.needs_transcode = resumable, True
+        elif _chosen(video_upload):
             source = keys.new_source(_extension(video_upload.filename))
-            model.source_path = uploads.keep(video_upload, source, replacing=model.source_path)
+            model.source_path = uploads.keep(video_upload.stream.name, source, replacing=model.source_path)
             uploads.needs_transcode = True
         if _chosen(poster_upload):
             poster = keys.new_poster(_extension(poster_upload.filename))
-            model.poster_path = uploads.keep(poster_upload, poster, replacing=model.poster_path)
+            model.poster_path = uploads.keep(poster_upload.stream.name, poster, replacing=model.poster_path)
             model.poster_uploaded = True
 
     def after_model_change(self, form, model, is_created):
         uploads = g.pop("stored_uploads")
         retire(stored_keys=uploads.replaced)
+        if uploads.resumable is not None:  # its bytes are the video's now
+            remove_upload(uploads.resumable)
+            db.session.commit()
         if uploads.needs_transcode:
             enqueue_transcode(model)
 

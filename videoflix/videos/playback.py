@@ -1,0 +1,66 @@
+"""Sending a video's published HLS files: the viewer API (videos/routes.py) and the staff preview
+(admin.py) answer playlists and segments the same way."""
+
+import re
+
+from flask import abort
+from werkzeug.exceptions import NotFound
+
+from videoflix.media.ladder import RESOLUTIONS
+from videoflix.storage import delivery
+from videoflix.storage.keys import PLAYLIST_TYPE, SEGMENT_TYPE
+from videoflix.videos import catalogue
+
+SEGMENT_NAME = re.compile(r"[0-9]{3,5}\.ts")  # matched whole (fullmatch); ASCII digits only
+PLAYLIST_MAX_AGE = 0  # revalidate: cheap 304s, and a re-transcode shows at once
+SEGMENT_MAX_AGE = 3600
+
+
+def published(video_id):
+    """(hls_path, renditions) of a playable video; 404 otherwise."""
+    found = catalogue.published_renditions(video_id)
+    if found is None:
+        abort(404, "Video not found.")
+    return found
+
+
+def send_published(video_id, resolution, filename, mimetype, max_age):
+    """A file of the video's published version (of the rendition answering `resolution`, or the
+    master playlist). A publish that lands between the lookup and the send removes the version just
+    looked up: then the video is looked up once more and the file sent from its new version."""
+    for last_try in (False, True):
+        hls_path, renditions = published(video_id)
+        folder = hls_path if resolution is None else f"{hls_path}/{rendition_for(renditions, resolution)}"
+        try:
+            return delivery.send(f"{folder}/{filename}", mimetype, max_age)
+        except NotFound:
+            catalogue.forget_published(video_id)
+            if last_try or catalogue.published_renditions(video_id) in (None, (hls_path, renditions)):
+                raise
+
+
+def rendition_for(renditions, resolution):
+    """The rendition that answers `resolution`: itself, or the best one below it (no upscaling
+    happened), or the smallest one when nothing is below."""
+    if resolution not in RESOLUTIONS:
+        abort(404, "Unknown resolution.")
+    wanted = RESOLUTIONS.index(resolution)
+    existing = [name for name in RESOLUTIONS if name in renditions]
+    if not existing:
+        abort(404, "Video not found.")
+    at_most = [name for name in existing if RESOLUTIONS.index(name) <= wanted]
+    return at_most[-1] if at_most else existing[0]
+
+
+def master(video_id):
+    return send_published(video_id, None, "master.m3u8", PLAYLIST_TYPE, PLAYLIST_MAX_AGE)
+
+
+def media_playlist(video_id, resolution):
+    return send_published(video_id, resolution, "index.m3u8", PLAYLIST_TYPE, PLAYLIST_MAX_AGE)
+
+
+def segment(video_id, resolution, name):
+    if not SEGMENT_NAME.fullmatch(name):
+        abort(404, "Segment not found.")
+    return send_published(video_id, resolution, name, SEGMENT_TYPE, SEGMENT_MAX_AGE)
