@@ -3,14 +3,16 @@ from a page on an allowed origin, signed in through the API with cookies, exactl
 
 import contextlib
 import functools
+import re
 import shutil
+import subprocess
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PASSWORD, create_user, free_port, make_clip, require_or_skip, running_app
+from tests.conftest import FFMPEG, PASSWORD, create_user, free_port, make_clip, require_or_skip, running_app
 from tests.helpers import only_video
 
 pytestmark = pytest.mark.browser
@@ -133,3 +135,56 @@ def test_staff_upload_plays_in_chromium_with_hls_js(live, browser_page, tmp_path
         page.evaluate(f"startPlayback(window.API + 'video/{video.id}/{resolution}/index.m3u8')")
         _wait_until_playing_past(page, 2)
         assert page.evaluate("window.hls.levels.length") == 1
+
+
+def test_an_admin_upload_rides_out_a_cut_connection_and_the_preview_plays(live, browser_page, tmp_path):
+    app, api, _page_url = live
+    create_user(app, email="staff@example.com", staff=True)
+    admin = api.replace("/api/", "/admin/")
+    # Noise at a low quantiser: over 16 MB, three 8 MiB chunks, so the cut comes between two of them.
+    film = tmp_path / "large.mp4"
+    subprocess.run([FFMPEG, "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=640x360:r=25:d=5", "-vf",
+                    "noise=alls=40:allf=t", "-c:v", "libx264", "-preset", "ultrafast", "-qp", "20", "-pix_fmt",
+                    "yuv420p", str(film)], check=True)  # fmt: skip
+    assert film.stat().st_size > 16 * 2**20
+    page = browser_page
+    page.goto(f"{admin}login/")
+    page.fill("input[name=email]", "staff@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.goto(f"{admin}video/new/")
+    page.fill("input[name=title]", "Resumed Film")
+    page.select_option("select[name=category]", "Drama")
+    page.set_input_files("input[name=video_file]", str(film))
+
+    requests = {"sent": 0, "refused": 0}
+
+    def cut_after_the_first_chunk(route):
+        """The network goes away after the first chunk: three upload requests fail, then it is back."""
+        if route.request.method in ("PATCH", "HEAD"):
+            requests["sent"] += 1
+            if requests["sent"] > 1 and requests["refused"] < 3:
+                requests["refused"] += 1
+                route.abort("connectionreset")
+                return
+        route.continue_()
+
+    page.route("**/admin/uploads/**", cut_after_the_first_chunk)
+    page.click("input[type=submit][value=Save]")
+    # While the connection is cut, the bar stands part of the way, with the amount sent.
+    page.wait_for_function(
+        "(() => { const bar = document.querySelector('#upload-panel .progress-bar');"
+        " const percent = bar && parseInt(bar.textContent); return percent > 0 && percent < 100; })()",
+        timeout=30_000,
+    )
+    assert " MB of " in page.inner_text("#upload-status")
+    page.wait_for_url(re.compile(r".*/admin/video/(\?.*)?$"), timeout=120_000)  # saved once it is complete
+    assert requests["refused"] == 3
+    assert "Resumed Film" in page.content() and "badge-success" in page.content()
+    video = only_video(app)
+    assert (Path(app.config["MEDIA_ROOT"]) / video.source_path).read_bytes() == film.read_bytes()
+
+    page.goto(f"{admin}video/edit/?id={video.id}")
+    assert page.locator("table >> text=480p").count() == 1  # the per-rendition sizes
+    page.evaluate("document.getElementById('preview').play()")
+    page.wait_for_function("document.getElementById('preview').currentTime > 1", timeout=60_000)
