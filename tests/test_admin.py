@@ -57,6 +57,28 @@ def test_staff_uploads_a_video_that_becomes_ready(app, staff, clips):
     assert not any(path.startswith(".incoming/") for path in media_files(app))
     listing = staff.get("/admin/video/").get_data(as_text=True)
     assert "Uploaded" in listing and "badge-success" in listing and "320×180" in listing
+    assert f'<img src="http://localhost/media/thumbnails/{Path(video.poster_path).name}"' in listing
+
+
+def test_the_edit_page_previews_the_video_and_weighs_its_renditions(app, staff, clips):
+    upload(staff, clips["small"])
+    video = only_video(app)
+    page = staff.get(f"/admin/video/edit/?id={video.id}").get_data(as_text=True)
+    assert f'data-src="/admin/video/preview/{video.id}/master.m3u8"' in page
+    assert "vendor/hls.js-1.7.4/hls.light.min.js" in page and "vendor/tus-js-client-4.3.1/tus.min.js" in page
+    segments = sorted((Path(app.config["MEDIA_ROOT"]) / video.hls_path / "480p").glob("*.ts"))
+    size = sum(segment.stat().st_size for segment in segments)
+    kbps = round(size * 8 / video.duration / 1000)
+    assert f"<tr><td>480p</td><td>{len(segments)}</td><td>{size / 2**20:.1f} MB</td>" in page
+    assert f"<td>{kbps}</td></tr>" in page
+    master = staff.get(f"/admin/video/preview/{video.id}/master.m3u8")
+    assert master.status_code == 200 and master.mimetype == "application/vnd.apple.mpegurl"
+    segment = staff.get(f"/admin/video/preview/{video.id}/480p/000.ts")
+    assert segment.status_code == 200 and segment.data == segments[0].read_bytes()
+    assert staff.get(f"/admin/video/preview/{video.id}/480p/../../x.ts").status_code == 404
+    anonymous = app.test_client().get(f"/admin/video/preview/{video.id}/480p/000.ts")
+    assert anonymous.status_code == 302 and "/admin/login/" in anonymous.headers["Location"]
+    assert app.test_client().get("/static/vendor/tus-js-client-4.3.1/tus.min.js").status_code == 200
 
 
 def test_staff_poster_is_kept_instead_of_a_generated_one(app, staff, clips, tmp_path):

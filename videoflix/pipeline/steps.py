@@ -65,7 +65,8 @@ class Transcode:
 
 
 def probe_source(t):
-    t.source = t.job.resources.enter_context(media_store().local_file(t.video.source_path))
+    local_copy = media_store().local_file(t.video.source_path, folder=t.job.workspace)
+    t.source = t.job.resources.enter_context(local_copy)
     t.info = probe(t.source)
 
 

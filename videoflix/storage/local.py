@@ -96,8 +96,8 @@ class LocalStorage(ScratchFolders):
         return os.path.exists(self.path(key))
 
     @contextlib.contextmanager
-    def local_file(self, key):
-        """A local path of `key` for ffmpeg to read: the stored file itself."""
+    def local_file(self, key, folder=None):
+        """A local path of `key` for ffmpeg to read: the stored file itself (`folder` is not needed)."""
         yield Path(self.path(key))
 
     def redirect_target(self, key, cors):

@@ -149,9 +149,10 @@ class S3Storage(ScratchFolders):
                 raise
 
     @contextlib.contextmanager
-    def local_file(self, key):
-        """A local copy of `key` in this machine's scratch folder for ffmpeg to read, removed afterwards."""
-        local = self.work_root() / f"download-{uuid.uuid4().hex}{Path(key).suffix}"
+    def local_file(self, key, folder=None):
+        """A local copy of `key` for ffmpeg to read, in `folder` (a job's workspace, which goes with
+        the job even if its worker is killed) or this machine's scratch folder; removed afterwards."""
+        local = Path(folder or self.work_root()) / f"download-{uuid.uuid4().hex}{Path(key).suffix}"
         try:
             try:
                 with self._reaching(f"fetch {key}"):
