@@ -108,6 +108,8 @@ class Config:
     RATELIMIT_ENABLED = _flag("RATELIMIT_ENABLED", True)
     RATELIMIT_AUTH = _env("RATELIMIT_AUTH", "10 per minute;100 per hour")
     RATELIMIT_REFRESH = _env("RATELIMIT_REFRESH", "30 per minute")
+    # Players report watch progress every ~10 s; per signed-in user, generous for several tabs.
+    RATELIMIT_PROGRESS = _env("RATELIMIT_PROGRESS", "60 per minute")
 
     FFMPEG_BINARY = _env("FFMPEG_BINARY")
     MAX_UPLOAD_MB = int(_env("MAX_UPLOAD_MB", "8192"))

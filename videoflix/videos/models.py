@@ -62,3 +62,17 @@ class Video(db.Model):
 
     def __repr__(self):
         return f"<Video {self.id} {self.title!r} {self.status}>"
+
+
+class WatchProgress(db.Model):
+    """Where a viewer is in a video: one row per user and video, upserted by the player."""
+
+    __tablename__ = "watch_progress"
+
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    video_id: Mapped[int] = mapped_column(sa.ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[float]  # seconds, within the video's duration
+    finished: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (sa.Index("ix_watch_progress_user_recent", "user_id", "updated_at"),)

@@ -1,13 +1,14 @@
 """The video endpoints of API.md: catalogue, detail, and authorised HLS playlists and segments."""
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, request
+from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 
 from videoflix.auth.tokens import login_required
-from videoflix.extensions import db
-from videoflix.videos import catalogue, playback
+from videoflix.extensions import db, limiter
+from videoflix.validation import load_body
+from videoflix.videos import catalogue, playback, progress
 from videoflix.videos.models import Video
-from videoflix.videos.schemas import CatalogueQuerySchema, VideoDetailSchema
+from videoflix.videos.schemas import CatalogueQuerySchema, ContinueItemSchema, ProgressSchema, VideoDetailSchema
 
 bp = Blueprint("videos", __name__, url_prefix="/api/video")
 
@@ -27,10 +28,37 @@ def list_videos():
     return Response(body, mimetype="application/json")
 
 
+def viewer_id():
+    return int(g.access_claims["sub"])
+
+
+def progress_limit():
+    return current_app.config["RATELIMIT_PROGRESS"]
+
+
 @bp.get("/<id:video_id>/")
 @login_required
 def video_detail(video_id):
-    return VideoDetailSchema().dump(ready_video(video_id))
+    video = ready_video(video_id)
+    position, finished = progress.of_video(viewer_id(), video.id)
+    return {**VideoDetailSchema().dump(video), "position": position, "finished": finished}
+
+
+@bp.get("/continue/")
+@login_required
+def continue_watching():
+    return jsonify(ContinueItemSchema(many=True).dump(progress.continue_watching(viewer_id())))
+
+
+@bp.put("/<id:video_id>/progress/")
+@login_required
+@limiter.limit(progress_limit, key_func=lambda: f"progress:{viewer_id()}")
+def record_progress(video_id):
+    position = load_body(ProgressSchema())["position"]
+    stored = progress.record(viewer_id(), video_id, position)
+    if stored is None:
+        abort(404, "Video not found.")
+    return {"position": stored[0], "finished": stored[1]}
 
 
 @bp.get("/<id:video_id>/master.m3u8")

@@ -37,6 +37,28 @@ class VideoSchema(Schema):
 class VideoDetailSchema(VideoSchema):
     duration = fields.Float()
     resolutions = fields.List(fields.String(), attribute="renditions")
+    position = fields.Float()  # the viewer's, passed in beside the video
+    finished = fields.Boolean()
+
+
+class ContinueItemSchema(VideoSchema):
+    position = fields.Float()
+
+
+class Seconds(fields.Float):
+    """A JSON number of seconds: not a string, not a boolean, not NaN or infinite."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValidationError("Must be a number of seconds.")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class ProgressSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    position = Seconds(required=True, allow_nan=False, validate=validate.Range(min=0, max=10**7))
 
 
 def _storable_text(text):
