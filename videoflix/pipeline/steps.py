@@ -1,10 +1,10 @@
 """The transcode, step by step, in two passes over one set of steps:
 
 - first, the fast ladder, so the video is playable within seconds:
-  probe -> plan -> encode -> package -> poster -> publish;
+  probe -> plan -> encode -> package -> storyboard -> poster -> publish;
 - then, in the background, the efficient ladder that replaces it through the same atomic publish
   (same names, sizes and 6 s segment grid, so viewers keep playing across the swap):
-  probe -> plan -> choose CRFs per title -> encode -> package -> publish.
+  probe -> plan -> choose CRFs per title -> encode -> package -> storyboard -> publish.
 
 Each step is one function over one `Transcode` context; the ffmpeg arguments come from media/,
 the bytes go to and from the store, and the video's row changes only at the publish."""
@@ -15,7 +15,7 @@ from pathlib import Path
 from flask import current_app
 
 from videoflix.extensions import db
-from videoflix.media import ladder, playlists
+from videoflix.media import ladder, playlists, storyboard
 from videoflix.media.ffmpeg import ffmpeg_binary, run_ffmpeg
 from videoflix.media.probe import Probe, probe
 from videoflix.pipeline import analysis, cleanup
@@ -51,6 +51,7 @@ class Transcode:
     info: Probe | None = None
     rungs: list = field(default_factory=list)
     poster_key: str | None = None  # a poster made by this attempt, stored but not yet published
+    storyboard: bool = False  # scrub previews are in the output
 
     @property
     def output(self):
@@ -100,6 +101,18 @@ def package(t):
     (t.output / "master.m3u8").write_text(playlists.build_master_playlist(t.rungs, stats, t.info))
 
 
+def make_storyboard(t):
+    """Scrub previews from the lowest rendition just encoded (cheap to decode), into the version."""
+    lowest = t.rungs[0]
+    board = storyboard.plan(t.info.duration, lowest.width, lowest.height)
+    sheets = t.output / storyboard.FOLDER
+    sheets.mkdir()
+    command = storyboard.build_command(t.ffmpeg(), t.output / lowest.name / "index.m3u8", sheets, board)
+    run_ffmpeg(command, t.timeout(), stderr_path=t.job.workspace / "storyboard.log")
+    (t.output / storyboard.TRACK).write_text(storyboard.webvtt(board, t.info.duration))
+    t.storyboard = True
+
+
 def make_poster(t):
     """A poster from the video, unless staff uploaded one."""
     if t.video.poster_uploaded:
@@ -126,6 +139,7 @@ def publish(t):
     video.renditions = [rung.name for rung in t.rungs]
     video.duration, video.width, video.height = t.info.duration, t.info.width, t.info.height
     video.fps, video.has_audio = t.info.fps, t.info.has_audio
+    video.has_storyboard = t.storyboard
     if t.poster_key:
         video.poster_path = t.poster_key
     video.phase = next_phase(t.ladder)
@@ -140,8 +154,8 @@ def next_phase(published):
     return Phase.OPTIMISING if current_app.config["TRANSCODE_OPTIMISE"] else Phase.FAST
 
 
-FAST_STEPS = (probe_source, plan, encode, package, make_poster, publish)
-EFFICIENT_STEPS = (probe_source, plan, choose_crfs, encode, package, publish)
+FAST_STEPS = (probe_source, plan, encode, package, make_storyboard, make_poster, publish)
+EFFICIENT_STEPS = (probe_source, plan, choose_crfs, encode, package, make_storyboard, publish)
 
 
 def _runner(ladder_pass, steps):

@@ -15,7 +15,8 @@ FOLDERS = (SOURCES, POSTERS, RENDITIONS)
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 SEGMENT_TYPE = "video/MP2T"
-CONTENT_TYPES = {".m3u8": PLAYLIST_TYPE, ".ts": SEGMENT_TYPE}  # mimetypes calls .ts Qt Linguist
+TEXT_TRACK_TYPE = "text/vtt"
+CONTENT_TYPES = {".m3u8": PLAYLIST_TYPE, ".ts": SEGMENT_TYPE, ".vtt": TEXT_TRACK_TYPE}  # mimetypes: .ts is Qt Linguist
 
 POSTER_NAME = re.compile(r"[0-9a-f]{32}\.(?:jpg|jpeg|png|webp)")  # what new_poster() generates
 

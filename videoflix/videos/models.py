@@ -40,6 +40,7 @@ class Video(db.Model):
     poster_uploaded: Mapped[bool] = mapped_column(default=False)
     hls_path: Mapped[str | None] = mapped_column(sa.String(255))
     renditions: Mapped[list] = mapped_column(sa.JSON, default=list)
+    has_storyboard: Mapped[bool] = mapped_column(default=False)  # scrub previews in the published version
 
     status: Mapped[str] = mapped_column(sa.String(12), default=Status.PENDING, index=True)
     phase: Mapped[str | None] = mapped_column(sa.String(12))  # once playable: a Phase

@@ -6,12 +6,14 @@ import re
 from flask import abort
 from werkzeug.exceptions import NotFound
 
+from videoflix.media import storyboard
 from videoflix.media.ladder import RESOLUTIONS
 from videoflix.storage import delivery
-from videoflix.storage.keys import PLAYLIST_TYPE, SEGMENT_TYPE
+from videoflix.storage.keys import PLAYLIST_TYPE, SEGMENT_TYPE, TEXT_TRACK_TYPE
 from videoflix.videos import catalogue
 
 SEGMENT_NAME = re.compile(r"[0-9]{3,5}\.ts")  # matched whole (fullmatch); ASCII digits only
+SHEET_NAME = re.compile(r"sprite-[0-9]{3,5}\.jpg")
 PLAYLIST_MAX_AGE = 0  # revalidate: cheap 304s, and a re-transcode shows at once
 SEGMENT_MAX_AGE = 3600
 
@@ -24,15 +26,14 @@ def published(video_id):
     return found
 
 
-def send_published(video_id, resolution, filename, mimetype, max_age):
-    """A file of the video's published version (of the rendition answering `resolution`, or the
-    master playlist). A publish that lands between the lookup and the send removes the version just
-    looked up: then the video is looked up once more and the file sent from its new version."""
+def send_published(video_id, file_in_version, mimetype, max_age):
+    """A file of the video's published version: `file_in_version(renditions)` names it. A publish
+    that lands between the lookup and the send removes the version just looked up: then the video is
+    looked up once more and the file sent from its new version."""
     for last_try in (False, True):
         hls_path, renditions = published(video_id)
-        folder = hls_path if resolution is None else f"{hls_path}/{rendition_for(renditions, resolution)}"
         try:
-            return delivery.send(f"{folder}/{filename}", mimetype, max_age)
+            return delivery.send(f"{hls_path}/{file_in_version(renditions)}", mimetype, max_age)
         except NotFound:
             catalogue.forget_published(video_id)
             if last_try or catalogue.published_renditions(video_id) in (None, (hls_path, renditions)):
@@ -53,14 +54,29 @@ def rendition_for(renditions, resolution):
 
 
 def master(video_id):
-    return send_published(video_id, None, "master.m3u8", PLAYLIST_TYPE, PLAYLIST_MAX_AGE)
+    return send_published(video_id, lambda _renditions: "master.m3u8", PLAYLIST_TYPE, PLAYLIST_MAX_AGE)
 
 
 def media_playlist(video_id, resolution):
-    return send_published(video_id, resolution, "index.m3u8", PLAYLIST_TYPE, PLAYLIST_MAX_AGE)
+    def playlist(renditions):
+        return f"{rendition_for(renditions, resolution)}/index.m3u8"
+
+    return send_published(video_id, playlist, PLAYLIST_TYPE, PLAYLIST_MAX_AGE)
 
 
 def segment(video_id, resolution, name):
     if not SEGMENT_NAME.fullmatch(name):
         abort(404, "Segment not found.")
-    return send_published(video_id, resolution, name, SEGMENT_TYPE, SEGMENT_MAX_AGE)
+    return send_published(video_id, lambda renditions: f"{rendition_for(renditions, resolution)}/{name}",
+                          SEGMENT_TYPE, SEGMENT_MAX_AGE)  # fmt: skip
+
+
+def storyboard_track(video_id):
+    """The scrub previews' WebVTT track (a video transcoded before they existed has none: 404)."""
+    return send_published(video_id, lambda _renditions: storyboard.TRACK, TEXT_TRACK_TYPE, PLAYLIST_MAX_AGE)
+
+
+def storyboard_sheet(video_id, name):
+    if not SHEET_NAME.fullmatch(name):
+        abort(404, "Not found.")
+    return send_published(video_id, lambda _renditions: f"{storyboard.FOLDER}/{name}", "image/jpeg", SEGMENT_MAX_AGE)

@@ -67,6 +67,18 @@ def master_playlist(video_id):
     return playback.master(video_id)
 
 
+@bp.get("/<id:video_id>/storyboard.vtt")
+@login_required
+def storyboard_track(video_id):
+    return playback.storyboard_track(video_id)
+
+
+@bp.get("/<id:video_id>/storyboard/<name>")
+@login_required
+def storyboard_sheet(video_id, name):
+    return playback.storyboard_sheet(video_id, name)
+
+
 @bp.get("/<id:video_id>/<resolution>/index.m3u8")
 @login_required
 def media_playlist(video_id, resolution):

@@ -39,6 +39,11 @@ class VideoDetailSchema(VideoSchema):
     resolutions = fields.List(fields.String(), attribute="renditions")
     position = fields.Float()  # the viewer's, passed in beside the video
     finished = fields.Boolean()
+    storyboard_url = fields.Function(
+        lambda video: (
+            url_for("videos.storyboard_track", video_id=video.id, _external=True) if video.has_storyboard else None
+        )
+    )
 
 
 class ContinueItemSchema(VideoSchema):
