@@ -3,6 +3,7 @@
 Staff sign in with a session (the SPA's cookie JWTs are for the API); every form is CSRF-protected
 by Flask-Admin's SecureForm."""
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -24,15 +25,17 @@ from videoflix.auth.limits import auth_limit
 from videoflix.auth.models import User, user_by_credentials
 from videoflix.auth.staff import STAFF_SESSION_KEY, current_staff
 from videoflix.extensions import db, limiter
+from videoflix.media import subtitles
 from videoflix.media.probe import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, NotAVideo, check_image, probe
 from videoflix.pipeline.cleanup import delete_video_media, retire
+from videoflix.pipeline.subtitles import republish as republish_subtitles
 from videoflix.pipeline.tasks import enqueue_transcode, queued_jobs
 from videoflix.storage import keys, media_store
 from videoflix.uploads.models import Upload
 from videoflix.uploads.spool import part_path, remove_upload
 from videoflix.validation import parse_id
 from videoflix.videos import playback
-from videoflix.videos.models import CATEGORIES, Phase, Status, Video
+from videoflix.videos.models import CATEGORIES, Phase, Status, Subtitle, Video
 from videoflix.videos.schemas import poster_url
 
 
@@ -339,6 +342,79 @@ class VideoAdmin(StaffOnly, ModelView):
         flash(f"Queued {len(videos)} video(s) for transcoding.", "success")
 
 
+def validate_subtitle_file(_form, field):
+    """Converted here, so that a file that cannot be used is refused on the form with the reason."""
+    if not _chosen(field.data):
+        return
+    try:
+        field.webvtt = subtitles.to_webvtt(field.data.stream.read())
+    except subtitles.SubtitleProblem as error:
+        raise ValidationError(str(error)) from None
+
+
+def require_subtitle_file(_form, field):
+    if not _chosen(field.data):
+        raise StopValidation("Choose a subtitle file (SRT or WebVTT).")
+
+
+def validate_language(_form, field):
+    if not subtitles.LANGUAGE.fullmatch(field.data or ""):
+        raise ValidationError('Use a language code such as "en", "de" or "pt-BR".')
+
+
+class SubtitleAdmin(StaffOnly, ModelView):
+    """Subtitle tracks: a file per language, published into the video's HLS without re-encoding."""
+
+    form_base_class = SecureForm
+    column_list = ("video", "language", "label", "is_default", "created_at")
+    column_default_sort = ("created_at", True)
+    column_labels = {"is_default": "Default"}
+    form_columns = ("video", "language", "label", "is_default", "subtitle_file")
+    form_args = {
+        "language": {"validators": [InputRequired(), validate_language]},
+        "label": {"validators": [InputRequired(), Length(max=64)]},
+        "video": {"validators": [InputRequired()]},
+    }
+    form_extra_fields = {
+        "subtitle_file": FileField("Subtitle file (SRT or WebVTT)", validators=[validate_subtitle_file]),
+    }
+
+    def get_create_form(self):
+        form_class = super().get_create_form()
+
+        class CreateSubtitleForm(form_class):
+            subtitle_file = FileField(
+                "Subtitle file (SRT or WebVTT)", validators=[require_subtitle_file, validate_subtitle_file]
+            )
+
+        return CreateSubtitleForm
+
+    def on_model_change(self, form, model, is_created):
+        webvtt = getattr(form.subtitle_file, "webvtt", None)
+        g.replaced_subtitle = None
+        if webvtt is not None:
+            with tempfile.NamedTemporaryFile("w", suffix=".vtt", dir=media_store().work_root()) as local:
+                local.write(webvtt)
+                local.flush()
+                g.replaced_subtitle, model.source_key = model.source_key, keys.new_subtitle(model.video.id)
+                media_store().put_file(model.source_key, local.name)
+        if model.is_default:  # one default track per video
+            db.session.flush()  # a new track gets its id
+            db.session.execute(
+                sa.update(Subtitle)
+                .where(Subtitle.video_id == model.video.id, Subtitle.id != model.id)
+                .values(is_default=False)
+            )
+
+    def after_model_change(self, form, model, is_created):
+        retire(stored_keys=[g.pop("replaced_subtitle", None)])
+        republish_subtitles(model.video_id)
+
+    def after_model_delete(self, model):
+        media_store().delete(model.source_key)
+        republish_subtitles(model.video_id)
+
+
 class UserAdmin(StaffOnly, ModelView):
     form_base_class = SecureForm
     can_create = False
@@ -418,5 +494,6 @@ def init_app(app):
     app.register_error_handler(RequestEntityTooLarge, upload_too_large)
     admin = Admin(app, name="Videoflix", theme=Bootstrap4Theme(swatch="flatly"), index_view=StaffIndexView())
     admin.add_view(VideoAdmin(Video, db, name="Videos"))
+    admin.add_view(SubtitleAdmin(Subtitle, db, name="Subtitles"))
     admin.add_view(UserAdmin(User, db, name="Users"))
     admin.add_view(QueueView(name="Queue", endpoint="queue"))

@@ -19,7 +19,7 @@ from huey import crontab
 from videoflix.extensions import db
 from videoflix.queue import periodic_task, task
 from videoflix.storage import keys, media_store
-from videoflix.videos.models import Phase, Status, Video
+from videoflix.videos.models import Phase, Status, Subtitle, Video
 
 log = logging.getLogger(__name__)
 SWEEP_MIN_AGE = timedelta(hours=1)
@@ -31,6 +31,7 @@ def delete_video_media(video):
     store.delete(video.source_path)
     store.delete(video.poster_path)
     store.delete_prefix(keys.renditions(video.id))
+    store.delete_prefix(keys.subtitles(video.id))
 
 
 def retire(prefixes=(), stored_keys=()):
@@ -74,6 +75,7 @@ def sweep(now=None):
     cutoff = (now or datetime.now(UTC)) - SWEEP_MIN_AGE
     columns = (Video.id, Video.source_path, Video.poster_path, Video.hls_path, Video.job_id, Video.status, Video.phase)
     referenced, versions, making = in_use(db.session.execute(sa.select(*columns)).all())
+    referenced.update(db.session.scalars(sa.select(Subtitle.source_key).where(Subtitle.source_key.is_not(None))))
     removed = 0
     for key, modified, _size in chain(*(store.list(folder) for folder in keys.FOLDERS)):
         if modified > cutoff or key in referenced:

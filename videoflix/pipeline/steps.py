@@ -15,10 +15,11 @@ from pathlib import Path
 from flask import current_app
 
 from videoflix.extensions import db
-from videoflix.media import ladder, playlists, storyboard
+from videoflix.media import ladder, playlists, storyboard, subtitles
 from videoflix.media.ffmpeg import ffmpeg_binary, run_ffmpeg
 from videoflix.media.probe import Probe, probe
 from videoflix.pipeline import analysis, cleanup
+from videoflix.pipeline import subtitles as subtitle_renditions
 from videoflix.pipeline.job import Job, attempt
 from videoflix.storage import keys, media_store
 from videoflix.videos.models import Phase, Status, Video
@@ -96,9 +97,14 @@ def encode(t):
 
 
 def package(t):
-    """The master playlist, from the bitrates the finished renditions measure."""
+    """The master playlist, from the bitrates the finished renditions measure, with the video's
+    subtitle tracks cut to the new renditions' segments."""
     stats = {rung.name: playlists.rendition_stats(t.output / rung.name) for rung in t.rungs}
-    (t.output / "master.m3u8").write_text(playlists.build_master_playlist(t.rungs, stats, t.info))
+    lowest = t.output / t.rungs[0].name
+    durations, start_pts = subtitle_renditions.grid(lowest / "index.m3u8", lowest / "000.ts")
+    tracks = subtitle_renditions.write_renditions(t.output, t.video.id, durations, start_pts, t.job.workspace)
+    master = playlists.build_master_playlist(t.rungs, stats, t.info)
+    (t.output / "master.m3u8").write_text(subtitles.with_subtitles(master, tracks))
 
 
 def make_storyboard(t):

@@ -11,7 +11,8 @@ import uuid
 SOURCES = "sources"  # uploaded and imported originals
 POSTERS = "thumbnails"  # public posters
 RENDITIONS = "hls"  # every published version of each video's HLS renditions
-FOLDERS = (SOURCES, POSTERS, RENDITIONS)
+SUBTITLES = "subtitles"  # each subtitle track whole, as WebVTT (versions hold it cut into segments)
+FOLDERS = (SOURCES, POSTERS, RENDITIONS, SUBTITLES)
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 SEGMENT_TYPE = "video/MP2T"
@@ -53,3 +54,12 @@ def content_type(key):
     """The media type an object is stored and sent with."""
     extension = posixpath.splitext(key)[1].lower()
     return CONTENT_TYPES.get(extension) or mimetypes.guess_type(key)[0] or "application/octet-stream"
+
+
+def new_subtitle(video_id):
+    return f"{SUBTITLES}/{int(video_id)}/{uuid.uuid4().hex}.vtt"
+
+
+def subtitles(video_id):
+    """The prefix of a video's subtitle tracks."""
+    return f"{SUBTITLES}/{int(video_id)}"

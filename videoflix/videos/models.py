@@ -2,7 +2,7 @@ from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from videoflix.extensions import db, utcnow
 
@@ -77,3 +77,22 @@ class WatchProgress(db.Model):
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 
     __table_args__ = (sa.Index("ix_watch_progress_user_recent", "user_id", "updated_at"),)
+
+
+class Subtitle(db.Model):
+    """A subtitle track of a video, published as an HLS subtitle rendition (media/subtitles.py)."""
+
+    __tablename__ = "subtitles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    video_id: Mapped[int] = mapped_column(sa.ForeignKey("videos.id", ondelete="CASCADE"), index=True)
+    language: Mapped[str] = mapped_column(sa.String(35))  # BCP 47, e.g. "en" or "pt-BR"
+    label: Mapped[str] = mapped_column(sa.String(64))  # what players show, e.g. "English"
+    is_default: Mapped[bool] = mapped_column(default=False)
+    source_key: Mapped[str | None] = mapped_column(sa.String(255))  # the whole WebVTT in the store
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+    video: Mapped[Video] = relationship(passive_deletes=True)
+
+    def __str__(self):
+        return f"{self.label} ({self.language})"

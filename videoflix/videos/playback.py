@@ -3,17 +3,21 @@
 
 import re
 
+import sqlalchemy as sa
 from flask import abort
 from werkzeug.exceptions import NotFound
 
-from videoflix.media import storyboard
+from videoflix.extensions import db
+from videoflix.media import storyboard, subtitles
 from videoflix.media.ladder import RESOLUTIONS
 from videoflix.storage import delivery
 from videoflix.storage.keys import PLAYLIST_TYPE, SEGMENT_TYPE, TEXT_TRACK_TYPE
 from videoflix.videos import catalogue
+from videoflix.videos.models import Subtitle
 
 SEGMENT_NAME = re.compile(r"[0-9]{3,5}\.ts")  # matched whole (fullmatch); ASCII digits only
 SHEET_NAME = re.compile(r"sprite-[0-9]{3,5}\.jpg")
+SUBTITLE_SEGMENT_NAME = re.compile(r"[0-9]{3,5}\.vtt")
 PLAYLIST_MAX_AGE = 0  # revalidate: cheap 304s, and a re-transcode shows at once
 SEGMENT_MAX_AGE = 3600
 
@@ -80,3 +84,27 @@ def storyboard_sheet(video_id, name):
     if not SHEET_NAME.fullmatch(name):
         abort(404, "Not found.")
     return send_published(video_id, lambda _renditions: f"{storyboard.FOLDER}/{name}", "image/jpeg", SEGMENT_MAX_AGE)
+
+
+def subtitle_playlist(video_id, track_id):
+    folder = f"{subtitles.FOLDER}/{int(track_id)}"
+    return send_published(video_id, lambda _renditions: f"{folder}/index.m3u8", PLAYLIST_TYPE, PLAYLIST_MAX_AGE)
+
+
+def subtitle_segment(video_id, track_id, name):
+    if not SUBTITLE_SEGMENT_NAME.fullmatch(name):
+        abort(404, "Not found.")
+    folder = f"{subtitles.FOLDER}/{int(track_id)}"
+    # Revalidated: a track replaced under the same id changes its segments.
+    return send_published(video_id, lambda _renditions: f"{folder}/{name}", TEXT_TRACK_TYPE, PLAYLIST_MAX_AGE)
+
+
+def subtitle_file(video_id, track_id):
+    """A track whole, as WebVTT (for players that do not read HLS subtitles)."""
+    published(video_id)
+    key = db.session.scalar(
+        sa.select(Subtitle.source_key).where(Subtitle.id == track_id, Subtitle.video_id == video_id)
+    )
+    if key is None:
+        abort(404, "Not found.")
+    return delivery.send(key, TEXT_TRACK_TYPE, PLAYLIST_MAX_AGE)

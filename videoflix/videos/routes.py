@@ -7,8 +7,14 @@ from videoflix.auth.tokens import login_required
 from videoflix.extensions import db, limiter
 from videoflix.validation import load_body
 from videoflix.videos import catalogue, playback, progress
-from videoflix.videos.models import Video
-from videoflix.videos.schemas import CatalogueQuerySchema, ContinueItemSchema, ProgressSchema, VideoDetailSchema
+from videoflix.videos.models import Subtitle, Video
+from videoflix.videos.schemas import (
+    CatalogueQuerySchema,
+    ContinueItemSchema,
+    ProgressSchema,
+    SubtitleSchema,
+    VideoDetailSchema,
+)
 
 bp = Blueprint("videos", __name__, url_prefix="/api/video")
 
@@ -41,7 +47,13 @@ def progress_limit():
 def video_detail(video_id):
     video = ready_video(video_id)
     position, finished = progress.of_video(viewer_id(), video.id)
-    return {**VideoDetailSchema().dump(video), "position": position, "finished": finished}
+    tracks = db.session.scalars(sa.select(Subtitle).where(Subtitle.video_id == video.id).order_by(Subtitle.id))
+    return {
+        **VideoDetailSchema().dump(video),
+        "position": position,
+        "finished": finished,
+        "subtitles": SubtitleSchema(many=True).dump(tracks),
+    }
 
 
 @bp.get("/continue/")
@@ -77,6 +89,24 @@ def storyboard_track(video_id):
 @login_required
 def storyboard_sheet(video_id, name):
     return playback.storyboard_sheet(video_id, name)
+
+
+@bp.get("/<id:video_id>/subs/<id:track_id>/index.m3u8")
+@login_required
+def subtitle_playlist(video_id, track_id):
+    return playback.subtitle_playlist(video_id, track_id)
+
+
+@bp.get("/<id:video_id>/subs/<id:track_id>/<name>")
+@login_required
+def subtitle_segment(video_id, track_id, name):
+    return playback.subtitle_segment(video_id, track_id, name)
+
+
+@bp.get("/<id:video_id>/subtitles/<id:track_id>.vtt")
+@login_required
+def subtitle_file(video_id, track_id):
+    return playback.subtitle_file(video_id, track_id)
 
 
 @bp.get("/<id:video_id>/<resolution>/index.m3u8")

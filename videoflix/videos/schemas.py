@@ -46,6 +46,15 @@ class VideoDetailSchema(VideoSchema):
     )
 
 
+class SubtitleSchema(Schema):
+    language = fields.String()
+    label = fields.String()
+    default = fields.Boolean(attribute="is_default")
+    url = fields.Function(
+        lambda track: url_for("videos.subtitle_file", video_id=track.video_id, track_id=track.id, _external=True)
+    )
+
+
 class ContinueItemSchema(VideoSchema):
     position = fields.Float()
 

@@ -1,0 +1,133 @@
+"""Subtitles: conversion, HLS subtitle renditions on the video's segment grid, the admin that adds
+and removes tracks without re-encoding, and what the API serves."""
+
+import io
+from pathlib import Path
+
+import m3u8
+import pytest
+
+from tests.conftest import create_user
+from tests.helpers import STAFF, admin_login, csrf_token, import_video, only_video
+from videoflix.media import subtitles
+
+SRT = (
+    "1\r\n00:00:01,000 --> 00:00:02,500\r\nBonjour, café !\r\n\r\n"
+    "2\r\n00:00:05,000 --> 00:00:07,000\r\nÀ travers deux segments\r\n\r\n"
+    "3\r\n00:00:08,000 --> 00:00:09,000\r\nLa fin\r\n"
+)
+BOM_AND_LATIN1 = b"\xef\xbb\xbf" + SRT.encode("latin-1")
+
+
+def test_an_srt_with_a_bom_and_latin1_text_becomes_webvtt():
+    webvtt = subtitles.to_webvtt(BOM_AND_LATIN1)
+    assert webvtt.startswith("WEBVTT")
+    assert "00:00:01.000 --> 00:00:02.500\nBonjour, café !" in webvtt
+    assert "À travers deux segments" in webvtt
+    assert subtitles.to_webvtt(SRT.encode("utf-16")) == webvtt
+    assert subtitles.to_webvtt(webvtt.encode()) == webvtt  # WebVTT in, the same WebVTT out
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"", "The subtitle file is empty."),
+        (b"just some words\n", "could not be read as SRT or WebVTT"),
+        (b"1\n00:00:01,000 --> 00:00:02,000\n\n", "has no cues"),
+    ],  # fmt: skip
+)
+def test_files_that_are_not_subtitles_are_refused_with_a_reason(raw, reason):
+    with pytest.raises(subtitles.SubtitleProblem, match=reason):
+        subtitles.to_webvtt(raw)
+
+
+def test_a_track_is_cut_to_the_segment_grid_on_the_video_clock():
+    playlist, files = subtitles.segment(subtitles.to_webvtt(SRT.encode()), [6.0, 6.0, 1.0], start_pts=126000)
+    parsed = m3u8.loads(playlist)
+    assert [segment.uri for segment in parsed.segments] == ["000.vtt", "001.vtt", "002.vtt"]
+    assert [segment.duration for segment in parsed.segments] == [6.0, 6.0, 1.0]
+    assert parsed.is_endlist and parsed.target_duration == 6
+    for text in files.values():
+        assert text.startswith("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:126000,LOCAL:00:00:00.000\n")
+    assert "Bonjour" in files["000.vtt"] and "Bonjour" not in files["001.vtt"]
+    assert "deux segments" in files["000.vtt"] and "deux segments" in files["001.vtt"]  # 5-7 s spans both
+    assert "La fin" in files["001.vtt"] and "-->" not in files["002.vtt"]
+
+
+def test_the_master_playlist_gains_and_loses_subtitle_renditions():
+    master = "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-STREAM-INF:BANDWIDTH=1,RESOLUTION=2x2\n480p/index.m3u8\n"
+    tracks = [subtitles.Track(3, "fr", 'Fran"çais', True), subtitles.Track(4, "en", "English", False)]
+    with_tracks = subtitles.with_subtitles(master, tracks)
+    parsed = m3u8.loads(with_tracks)
+    assert [(m.type, m.language, m.name, m.default, m.uri) for m in parsed.media] == [
+        ("SUBTITLES", "fr", "Français", "YES", "subs/3/index.m3u8"),
+        ("SUBTITLES", "en", "English", "NO", "subs/4/index.m3u8"),
+    ]
+    assert [playlist.stream_info.subtitles for playlist in parsed.playlists] == ["subs"]
+    assert subtitles.with_subtitles(with_tracks, tracks) == with_tracks  # republishing replaces
+    assert subtitles.with_subtitles(with_tracks, []) == master
+
+
+# --- through the admin and the API ---
+
+
+@pytest.fixture
+def staff(app):
+    create_user(app, email=STAFF, staff=True)
+    client = app.test_client()
+    assert admin_login(client).status_code == 302
+    return client
+
+
+def add_track(staff, video_id, raw, language="fr", label="Français", default=True):
+    data = {"csrf_token": csrf_token(staff, "/admin/subtitle/new/"), "video": str(video_id), "language": language,
+            "label": label, "subtitle_file": (io.BytesIO(raw), "film.srt")}  # fmt: skip
+    if default:
+        data["is_default"] = "y"
+    return staff.post("/admin/subtitle/new/", data=data, content_type="multipart/form-data")
+
+
+def test_staff_add_and_remove_tracks_and_viewers_get_them_in_hls(app, runner, staff, client, auth, clips):
+    assert import_video(runner, clips["long"], "Subtitled").exit_code == 0
+    video = only_video(app)
+    version = Path(app.config["MEDIA_ROOT"]) / video.hls_path
+    segments_before = sorted(path.stat().st_mtime_ns for path in version.rglob("*.ts"))
+    assert add_track(staff, video.id, BOM_AND_LATIN1).status_code == 302
+    refused = add_track(staff, video.id, b"just some words\n", language="en", label="English", default=False)
+    assert refused.status_code == 200 and "could not be read as SRT or WebVTT" in refused.get_data(as_text=True)
+    assert "Use a language code" in add_track(staff, video.id, BOM_AND_LATIN1, language="French").get_data(True)
+
+    auth.signed_in()
+    master = m3u8.loads(client.get(f"/api/video/{video.id}/master.m3u8").get_data(as_text=True))
+    (track,) = master.media
+    assert (track.type, track.group_id, track.language, track.name, track.default, track.autoselect) == (
+        "SUBTITLES", "subs", "fr", "Français", "YES", "YES")  # fmt: skip
+    assert all(playlist.stream_info.subtitles == "subs" for playlist in master.playlists)
+    track_playlist = client.get(f"/api/video/{video.id}/{track.uri}")
+    assert track_playlist.status_code == 200 and track_playlist.mimetype == "application/vnd.apple.mpegurl"
+    grid = m3u8.loads(client.get(f"/api/video/{video.id}/480p/index.m3u8").get_data(as_text=True))
+    cues = m3u8.loads(track_playlist.get_data(as_text=True))
+    assert [s.duration for s in cues.segments] == [s.duration for s in grid.segments]  # the video's grid
+    first = client.get(f"/api/video/{video.id}/{track.uri.rsplit('/', 1)[0]}/000.vtt")
+    assert first.status_code == 200 and first.mimetype == "text/vtt"
+    assert "X-TIMESTAMP-MAP=MPEGTS:" in first.get_data(as_text=True) and "café" in first.get_data(as_text=True)
+    assert sorted(path.stat().st_mtime_ns for path in version.rglob("*.ts")) == segments_before  # no re-encode
+
+    detail = client.get(f"/api/video/{video.id}/").get_json()
+    (listed,) = detail["subtitles"]
+    assert listed["language"] == "fr" and listed["label"] == "Français" and listed["default"] is True
+    whole = client.get(listed["url"].removeprefix("http://localhost"))
+    assert whole.status_code == 200 and whole.mimetype == "text/vtt" and "Bonjour, café !" in whole.get_data(True)
+    assert app.test_client().get(listed["url"].removeprefix("http://localhost")).status_code == 401
+
+    # A new transcode keeps the track; removing it republishes the master without it.
+    assert runner.invoke(args=["videos", "retranscode", str(video.id)]).exit_code == 0
+    master = m3u8.loads(client.get(f"/api/video/{video.id}/master.m3u8").get_data(as_text=True))
+    assert [media.language for media in master.media] == ["fr"]
+    track_id = int(track.uri.split("/")[1])
+    token = csrf_token(staff, "/admin/subtitle/")
+    assert staff.post("/admin/subtitle/delete/", data={"id": track_id, "csrf_token": token}).status_code == 302
+    master_text = client.get(f"/api/video/{video.id}/master.m3u8").get_data(as_text=True)
+    assert "SUBTITLES" not in master_text and m3u8.loads(master_text).playlists
+    assert client.get(f"/api/video/{video.id}/{track.uri}").status_code == 404
+    assert client.get(f"/api/video/{video.id}/").get_json()["subtitles"] == []
