@@ -42,6 +42,17 @@ def admin_upload(client, clip, poster=None, title="Uploaded", **extra):
     return client.post("/admin/video/new/", data=data, content_type="multipart/form-data")
 
 
+def add_subtitle(staff, video_id, raw, language="fr", label="Français", default=True):
+    """Post the admin's new-subtitle form with a subtitle file's bytes."""
+    import io
+
+    data = {"csrf_token": csrf_token(staff, "/admin/subtitle/new/"), "video": str(video_id), "language": language,
+            "label": label, "subtitle_file": (io.BytesIO(raw), "film.srt")}  # fmt: skip
+    if default:
+        data["is_default"] = "y"
+    return staff.post("/admin/subtitle/new/", data=data, content_type="multipart/form-data")
+
+
 def import_video(runner, clip, title="Sample", category="Drama", *extra):
     """Import a clip through the operator CLI (the same pipeline as an admin upload)."""
     result = runner.invoke(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FFMPEG, PASSWORD, create_user, free_port, make_clip, require_or_skip, running_app
-from tests.helpers import only_video
+from tests.helpers import add_subtitle, admin_login, import_video, only_video
 
 pytestmark = pytest.mark.browser
 
@@ -188,3 +188,49 @@ def test_an_admin_upload_rides_out_a_cut_connection_and_the_preview_plays(live, 
     assert page.locator("table >> text=480p").count() == 1  # the per-rendition sizes
     page.evaluate("document.getElementById('preview').play()")
     page.wait_for_function("document.getElementById('preview').currentTime > 1", timeout=60_000)
+
+
+def test_subtitles_show_in_hls_js_and_scrub_previews_need_the_cookie(live, browser_page, tmp_path):
+    app, api, page_url = live
+    create_user(app, email="staff@example.com", staff=True)
+    create_user(app)
+    assert (
+        import_video(app.test_cli_runner(), make_clip(tmp_path / "film.mp4", 640, 360, 8), "Subtitled").exit_code == 0
+    )
+    video = only_video(app)
+    staff = app.test_client()
+    admin_login(staff, "staff@example.com", PASSWORD)
+    srt = b"1\r\n00:00:02,000 --> 00:00:05,000\r\nBonjour \xe0 tous\r\n"  # Latin-1
+    assert add_subtitle(staff, video.id, srt).status_code == 302
+
+    page = browser_page
+    page.goto(page_url)
+    page.evaluate(f"window.API = {api!r}")
+    assert page.evaluate(f"login('viewer@example.com', {PASSWORD!r})")["status"] == 200
+    page.evaluate(f"startPlayback(window.API + 'video/{video.id}/master.m3u8')")
+    page.wait_for_function(
+        "Array.from(document.getElementById('player').textTracks).some(track => track.language === 'fr')",
+        timeout=30_000,
+    )
+    page.evaluate("Array.from(document.getElementById('player').textTracks).forEach(t => { t.mode = 'showing'; })")
+    page.wait_for_function(
+        "Array.from(document.getElementById('player').textTracks).some(track =>"
+        " track.activeCues && track.activeCues.length && track.activeCues[0].text === 'Bonjour à tous')",
+        timeout=30_000,
+    )
+    shown_at = page.evaluate("document.getElementById('player').currentTime")
+    assert 2.0 <= shown_at <= 5.2, shown_at  # on the video's clock
+    assert page.evaluate("window.fatalErrors") == []
+
+    storyboard = page.evaluate(
+        """async (id) => {
+            const track = await fetch(window.API + `video/${id}/storyboard.vtt`, {credentials: 'include'});
+            const sheet = await fetch(window.API + `video/${id}/storyboard/sprite-000.jpg`, {credentials: 'include'});
+            const anonymous = await fetch(window.API + `video/${id}/storyboard/sprite-000.jpg`,
+                                          {credentials: 'omit', cache: 'no-store'});  // the server, not the cache
+            return [track.status, (await track.text()).slice(0, 6), sheet.status, sheet.headers.get('content-type'),
+                    anonymous.status];
+        }""",
+        video.id,
+    )
+    assert storyboard == [200, "WEBVTT", 200, "image/jpeg", 401]

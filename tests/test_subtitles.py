@@ -1,14 +1,13 @@
 """Subtitles: conversion, HLS subtitle renditions on the video's segment grid, the admin that adds
 and removes tracks without re-encoding, and what the API serves."""
 
-import io
 from pathlib import Path
 
 import m3u8
 import pytest
 
 from tests.conftest import create_user
-from tests.helpers import STAFF, admin_login, csrf_token, import_video, only_video
+from tests.helpers import STAFF, add_subtitle, admin_login, csrf_token, import_video, only_video
 from videoflix.media import subtitles
 
 SRT = (
@@ -79,23 +78,15 @@ def staff(app):
     return client
 
 
-def add_track(staff, video_id, raw, language="fr", label="Français", default=True):
-    data = {"csrf_token": csrf_token(staff, "/admin/subtitle/new/"), "video": str(video_id), "language": language,
-            "label": label, "subtitle_file": (io.BytesIO(raw), "film.srt")}  # fmt: skip
-    if default:
-        data["is_default"] = "y"
-    return staff.post("/admin/subtitle/new/", data=data, content_type="multipart/form-data")
-
-
 def test_staff_add_and_remove_tracks_and_viewers_get_them_in_hls(app, runner, staff, client, auth, clips):
     assert import_video(runner, clips["long"], "Subtitled").exit_code == 0
     video = only_video(app)
     version = Path(app.config["MEDIA_ROOT"]) / video.hls_path
     segments_before = sorted(path.stat().st_mtime_ns for path in version.rglob("*.ts"))
-    assert add_track(staff, video.id, BOM_AND_LATIN1).status_code == 302
-    refused = add_track(staff, video.id, b"just some words\n", language="en", label="English", default=False)
+    assert add_subtitle(staff, video.id, BOM_AND_LATIN1).status_code == 302
+    refused = add_subtitle(staff, video.id, b"just some words\n", language="en", label="English", default=False)
     assert refused.status_code == 200 and "could not be read as SRT or WebVTT" in refused.get_data(as_text=True)
-    assert "Use a language code" in add_track(staff, video.id, BOM_AND_LATIN1, language="French").get_data(True)
+    assert "Use a language code" in add_subtitle(staff, video.id, BOM_AND_LATIN1, language="French").get_data(True)
 
     auth.signed_in()
     master = m3u8.loads(client.get(f"/api/video/{video.id}/master.m3u8").get_data(as_text=True))
