@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import SPA_ORIGIN, bucket_keys, create_user, make_app, require_or_skip, running_app, spa_client
-from tests.helpers import PASSWORD, STAFF, admin_login, admin_upload, csrf_token, import_video, only_video
+from tests.helpers import PASSWORD, STAFF, add_subtitle, admin_login, admin_upload, csrf_token, import_video, only_video
 from tests.servers import Nginx, free_port, nginx_binary, render_conf, wait_for
 from videoflix.extensions import db
 from videoflix.pipeline import cleanup
@@ -207,6 +207,16 @@ def test_upload_transcode_play_and_delete_across_machines(web_and_worker, seawee
     assert status == 401 and body == b'{"detail":"Authentication credentials were not provided."}\n'
     status, _headers, _body = fetch(anonymous, f"{base}/protected-s3/cors/{bucket['S3_BUCKET']}/{key}")
     assert status == 404  # internal: only reachable through the app's X-Accel-Redirect
+
+    # A subtitle track added by staff: the worker republishes the master, which nginx never caches.
+    assert b"SUBTITLES" not in fetch(viewer, f"{base}/api/video/{video.id}/master.m3u8")[2]
+    srt = b"1\r\n00:00:00,500 --> 00:00:01,500\r\nHello\r\n"
+    assert add_subtitle(staff, video.id, srt, language="en", label="English").status_code == 302
+    run_queued_jobs()
+    status, _headers, master = fetch(viewer, f"{base}/api/video/{video.id}/master.m3u8")
+    assert status == 200 and b'TYPE=SUBTITLES,GROUP-ID="subs",LANGUAGE="en"' in master
+    status, _headers, cues = fetch(viewer, f"{base}/api/video/{video.id}/subs/1/000.vtt")
+    assert status == 200 and b"Hello" in cues and b"X-TIMESTAMP-MAP=MPEGTS:" in cues
 
     # A hot segment comes from nginx's cache: the bucket is not asked again.
     seaweed.client().delete_object(Bucket=bucket["S3_BUCKET"], Key=key)
