@@ -6,6 +6,7 @@ import re
 import av
 import pytest
 
+from tests.conftest import FFMPEG
 from tests.helpers import import_video, only_video
 from videoflix.media import storyboard
 
@@ -78,3 +79,19 @@ def test_a_transcoded_video_has_scrub_previews_for_its_viewers_only(app, runner,
     assert sizes == {"storyboard/sprite-000.jpg": (1600, 900)}  # 640x360: 160x90 thumbnails, 10x10
     assert client.get(f"/api/video/{video.id}/storyboard/sprite-999.jpg").status_code == 404
     assert client.get(f"/api/video/{video.id}/storyboard/..%2fmaster.m3u8").status_code == 404
+
+
+def test_a_failed_storyboard_never_stops_a_video_from_playing(app, runner, client, auth, clips, tmp_path):
+    wrapper = tmp_path / "ffmpeg"
+    wrapper.write_text(
+        f'#!/bin/sh\ncase "$*" in *tile=*) echo "simulated failure" >&2; exit 1;; esac\nexec {FFMPEG} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    app.config["FFMPEG_BINARY"] = str(wrapper)
+    assert import_video(runner, clips["small"], "No previews").exit_code == 0
+    video = only_video(app)
+    assert video.status == "ready" and not video.has_storyboard
+    auth.signed_in()
+    assert client.get(f"/api/video/{video.id}/").get_json()["storyboard_url"] is None
+    assert client.get(f"/api/video/{video.id}/storyboard.vtt").status_code == 404
+    assert client.get(f"/api/video/{video.id}/480p/000.ts").status_code == 200

@@ -5,10 +5,13 @@ from pathlib import Path
 
 import m3u8
 import pytest
+import sqlalchemy as sa
 
 from tests.conftest import create_user
 from tests.helpers import STAFF, add_subtitle, admin_login, csrf_token, import_video, only_video
+from videoflix.extensions import db
 from videoflix.media import subtitles
+from videoflix.videos.models import Subtitle
 
 SRT = (
     "1\r\n00:00:01,000 --> 00:00:02,500\r\nBonjour, café !\r\n\r\n"
@@ -122,3 +125,17 @@ def test_staff_add_and_remove_tracks_and_viewers_get_them_in_hls(app, runner, st
     assert "SUBTITLES" not in master_text and m3u8.loads(master_text).playlists
     assert client.get(f"/api/video/{video.id}/{track.uri}").status_code == 404
     assert client.get(f"/api/video/{video.id}/").get_json()["subtitles"] == []
+
+
+def test_a_track_whose_file_went_missing_is_left_out_of_a_new_transcode(app, runner, staff, clips):
+    assert import_video(runner, clips["small"], "Missing track").exit_code == 0
+    video = only_video(app)
+    assert add_subtitle(staff, video.id, SRT.encode()).status_code == 302
+    with app.app_context():
+        track = db.session.scalars(sa.select(Subtitle)).one()
+        (Path(app.config["MEDIA_ROOT"]) / track.source_key).unlink()
+    assert runner.invoke(args=["videos", "retranscode", str(video.id)]).exit_code == 0
+    after = only_video(app)
+    assert after.status == "ready" and after.hls_path != video.hls_path
+    master = (Path(app.config["MEDIA_ROOT"]) / after.hls_path / "master.m3u8").read_text()
+    assert "SUBTITLES" not in master

@@ -9,6 +9,8 @@
 Each step is one function over one `Transcode` context; the ffmpeg arguments come from media/,
 the bytes go to and from the store, and the video's row changes only at the publish."""
 
+import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from flask import current_app
 
 from videoflix.extensions import db
 from videoflix.media import ladder, playlists, storyboard, subtitles
-from videoflix.media.ffmpeg import ffmpeg_binary, run_ffmpeg
+from videoflix.media.ffmpeg import FFmpegFailed, ffmpeg_binary, run_ffmpeg
 from videoflix.media.probe import Probe, probe
 from videoflix.pipeline import analysis, cleanup
 from videoflix.pipeline import subtitles as subtitle_renditions
@@ -25,6 +27,7 @@ from videoflix.storage import keys, media_store
 from videoflix.videos.models import Phase, Status, Video
 
 POSTER_TIMEOUT = 120  # seconds
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -108,13 +111,19 @@ def package(t):
 
 
 def make_storyboard(t):
-    """Scrub previews from the lowest rendition just encoded (cheap to decode), into the version."""
+    """Scrub previews from the lowest rendition just encoded (cheap to decode), into the version.
+    Never what stops a video from playing: if ffmpeg fails here, the version has none."""
     lowest = t.rungs[0]
     board = storyboard.plan(t.info.duration, lowest.width, lowest.height)
     sheets = t.output / storyboard.FOLDER
     sheets.mkdir()
     command = storyboard.build_command(t.ffmpeg(), t.output / lowest.name / "index.m3u8", sheets, board)
-    run_ffmpeg(command, t.timeout(), stderr_path=t.job.workspace / "storyboard.log")
+    try:
+        run_ffmpeg(command, t.timeout(), stderr_path=t.job.workspace / "storyboard.log")
+    except FFmpegFailed as error:
+        log.warning("no storyboard for video %s: %s", t.video.id, error)
+        shutil.rmtree(sheets, ignore_errors=True)
+        return
     (t.output / storyboard.TRACK).write_text(storyboard.webvtt(board, t.info.duration))
     t.storyboard = True
 

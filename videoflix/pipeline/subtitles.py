@@ -2,6 +2,7 @@
 version it makes, and republished into the current version when staff add, change or remove a
 track (the master playlist is replaced whole, no video is re-encoded)."""
 
+import logging
 import tempfile
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from videoflix.storage import media_store
 from videoflix.videos.models import Subtitle, Video
 
 MASTER = "master.m3u8"
+log = logging.getLogger(__name__)
 
 
 def tracks_of(video_id):
@@ -32,18 +34,24 @@ def grid(playlist, first_segment):
 
 
 def write_renditions(output, video_id, durations, start_pts, scratch):
-    """Each track of the video cut to the grid, under `output`/subs/<id>/; returns the tracks."""
+    """Each track of the video cut to the grid, under `output`/subs/<id>/; returns the tracks written
+    (a track whose file is missing from the store is left out, never the video's failure)."""
     rows, tracks = tracks_of(video_id)
-    store = media_store()
+    store, written = media_store(), []
     for row, track in zip(rows, tracks, strict=True):
-        with store.local_file(row.source_key, folder=scratch) as source:
-            playlist, files = subtitles.segment(Path(source).read_text(encoding="utf-8"), durations, start_pts)
+        try:
+            with store.local_file(row.source_key, folder=scratch) as source:
+                playlist, files = subtitles.segment(Path(source).read_text(encoding="utf-8"), durations, start_pts)
+        except FileNotFoundError:
+            log.warning("subtitle %s of video %s is missing from the store; left out", row.id, video_id)
+            continue
         folder = Path(output) / track.folder
         folder.mkdir(parents=True)
         (folder / "index.m3u8").write_text(playlist)
         for name, text in files.items():
             (folder / name).write_text(text, encoding="utf-8")
-    return tracks
+        written.append(track)
+    return written
 
 
 @task(retries=3, retry_delay=10)
