@@ -93,6 +93,17 @@ def client(app):
 
 
 @pytest.fixture
+def admin_client(app):
+    """A signed-in staff member's browser on the admin (its own origin, not the SPA's)."""
+    from tests.helpers import STAFF, admin_login
+
+    create_user(app, email=STAFF, staff=True)
+    client = app.test_client()
+    assert admin_login(client).status_code == 302
+    return client
+
+
+@pytest.fixture
 def runner(app):
     return app.test_cli_runner()
 

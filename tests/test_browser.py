@@ -81,17 +81,22 @@ def _wait_until_playing_past(page, seconds):
     assert page.evaluate("document.getElementById('player').currentTime") > seconds
 
 
-def upload_in_the_admin(page, admin_url, clip):
-    """What staff do: sign in at /admin/, fill in the create form with a file, save."""
+def open_the_create_form(page, admin_url, title, clip):
+    """What staff do: sign in at /admin/, open the create form, name the video and choose its file."""
     page.goto(f"{admin_url}login/")
     page.fill("input[name=email]", "staff@example.com")
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.goto(f"{admin_url}video/new/")
-    page.fill("input[name=title]", "Browser Film")
-    page.fill("textarea[name=description]", "Uploaded through the admin in Chromium.")
+    page.fill("input[name=title]", title)
     page.select_option("select[name=category]", "Drama")
     page.set_input_files("input[name=video_file]", str(clip))
+
+
+def upload_in_the_admin(page, admin_url, clip):
+    """The create form filled in with a file, saved."""
+    open_the_create_form(page, admin_url, "Browser Film", clip)
+    page.fill("textarea[name=description]", "Uploaded through the admin in Chromium.")
     with page.expect_navigation(timeout=120_000):  # the test config transcodes inside the request
         page.click("input[type=submit][value=Save]")
     return page.content()
@@ -148,14 +153,7 @@ def test_an_admin_upload_rides_out_a_cut_connection_and_the_preview_plays(live, 
                     "yuv420p", str(film)], check=True)  # fmt: skip
     assert film.stat().st_size > 16 * 2**20
     page = browser_page
-    page.goto(f"{admin}login/")
-    page.fill("input[name=email]", "staff@example.com")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.goto(f"{admin}video/new/")
-    page.fill("input[name=title]", "Resumed Film")
-    page.select_option("select[name=category]", "Drama")
-    page.set_input_files("input[name=video_file]", str(film))
+    open_the_create_form(page, admin, "Resumed Film", film)
 
     requests = {"sent": 0, "refused": 0}
 

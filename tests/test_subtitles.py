@@ -7,8 +7,7 @@ import m3u8
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import create_user
-from tests.helpers import STAFF, add_subtitle, admin_login, csrf_token, import_video, only_video
+from tests.helpers import add_subtitle, csrf_token, import_video, only_video
 from videoflix.extensions import db
 from videoflix.media import subtitles
 from videoflix.videos.models import Subtitle
@@ -74,11 +73,8 @@ def test_the_master_playlist_gains_and_loses_subtitle_renditions():
 
 
 @pytest.fixture
-def staff(app):
-    create_user(app, email=STAFF, staff=True)
-    client = app.test_client()
-    assert admin_login(client).status_code == 302
-    return client
+def staff(admin_client):
+    return admin_client
 
 
 def test_staff_add_and_remove_tracks_and_viewers_get_them_in_hls(app, runner, staff, client, auth, clips):

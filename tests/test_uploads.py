@@ -21,12 +21,8 @@ CHUNK = {**TUS, "Content-Type": "application/offset+octet-stream"}
 
 
 @pytest.fixture
-def staff(app):
-    """A signed-in staff member's browser on the admin (its own origin, not the SPA's)."""
-    create_user(app, email=STAFF, staff=True)
-    client = app.test_client()
-    assert admin_login(client).status_code == 302
-    return client
+def staff(admin_client):
+    return admin_client
 
 
 def metadata(**values):
