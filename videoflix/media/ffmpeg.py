@@ -11,6 +11,24 @@ import imageio_ffmpeg
 from videoflix.processes import die_with_parent
 
 STDERR_TAIL_LINES = 20
+# What an uploaded file may make FFmpeg do: read itself (or a pipe), through a container demuxer of
+# the accepted video types. Never a URL, and never another file: an HLS playlist or concat script
+# renamed .mp4 would otherwise be followed (to the network, or to /etc/passwd).
+SOURCE_PROTOCOLS = "file,pipe"
+SOURCE_DEMUXERS = "mov,matroska,avi,mpegts,mpeg,asf,flv"  # mp4/mov, mkv/webm, avi, ts, mpg, wmv, flv
+IMAGE_DEMUXERS = "image2,jpeg_pipe,png_pipe,webp_pipe"
+# Our own outputs read back (an HLS rendition): files only, any demuxer.
+OUTPUT_PROTOCOLS = "file"
+
+
+def source_input(path):
+    """The ffmpeg arguments that open an uploaded source, under the whitelists above."""
+    return ["-protocol_whitelist", SOURCE_PROTOCOLS, "-format_whitelist", SOURCE_DEMUXERS, "-i", str(path)]
+
+
+def source_options(demuxers=SOURCE_DEMUXERS):
+    """The same whitelists for PyAV's av.open(container_options=...)."""
+    return {"protocol_whitelist": SOURCE_PROTOCOLS, "format_whitelist": demuxers}
 
 
 class FFmpegFailed(Exception):

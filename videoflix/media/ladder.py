@@ -3,6 +3,8 @@ no Flask and no subprocess, so that every decision here is unit-tested without r
 
 from dataclasses import dataclass
 
+from videoflix.media.ffmpeg import source_input
+
 SEGMENT_SECONDS = 6
 # Keyframe spacing divides SEGMENT_SECONDS, so every rung (and both ladders) cut segments at the
 # same frames: viewers keep playing when the efficient ladder replaces the fast one.
@@ -128,7 +130,7 @@ def _filter_graph(rungs, cascade):
 def build_hls_command(ffmpeg, source, out_dir, probe, rungs, preset=None, cascade=True, gop_seconds=FAST_GOP_SECONDS):
     """One ffmpeg process that writes every rung as an HLS rendition into out_dir/<name>/."""
     gop = keyframe_interval(probe.fps, gop_seconds)
-    command = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-i", str(source)]
+    command = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", *source_input(source)]
     command += ["-filter_complex", _filter_graph(rungs, cascade)]
     stream_map = []
     for index, rung in enumerate(rungs):
@@ -182,7 +184,7 @@ def build_poster_command(ffmpeg, source, target, probe):
     width, height = poster_size(probe)
     return [
         ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
-        "-ss", f"{seek:.3f}", "-i", str(source),
+        "-ss", f"{seek:.3f}", *source_input(source),
         "-vf", f"thumbnail=50,scale={width}:{height},setsar=1", "-frames:v", "1", "-q:v", "3",
         str(target),
     ]  # fmt: skip

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import av
 
+from videoflix.media.ffmpeg import IMAGE_DEMUXERS, source_options
+
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".wmv", ".flv")
 
 
@@ -29,7 +31,7 @@ def probe(path):
     if os.path.getsize(path) == 0:
         raise NotAVideo("The file is empty.")
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
+        with av.open(str(path), metadata_errors="ignore", container_options=source_options()) as container:
             if not container.streams.video:
                 raise NotAVideo("The file has no video stream.")
             stream = container.streams.video[0]
@@ -80,7 +82,7 @@ def _reason(error):
 def check_image(path):
     """Raise NotAVideo unless the file decodes as a still image (a poster)."""
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), container_options=source_options(IMAGE_DEMUXERS)) as container:
             if next(container.decode(video=0), None) is None:
                 raise NotAVideo("The poster is not a readable image.")
     except (av.FFmpegError, OSError, IndexError) as error:

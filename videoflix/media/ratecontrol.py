@@ -13,6 +13,7 @@ import json
 import math
 from dataclasses import dataclass
 
+from videoflix.media.ffmpeg import source_input
 from videoflix.media.ladder import REFERENCE_AUDIO_KBPS
 
 SAMPLE_SECONDS = 2.0
@@ -59,7 +60,7 @@ def build_sample_command(ffmpeg, source, target, windows):
     joined = "".join(f"[s{index}]" for index in range(len(windows)))
     graph = ";".join([*parts, f"{joined}concat=n={len(windows)}:v=1:a=0,format=yuv420p[v]"])
     return [
-        ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-i", str(source),
+        ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", *source_input(source),
         "-filter_complex", graph, "-map", "[v]", "-an",
         "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", str(target),
     ]  # fmt: skip

@@ -7,6 +7,8 @@ Pure: the plan, the ffmpeg arguments and the WebVTT text; pipeline/steps.py runs
 import math
 from dataclasses import dataclass
 
+from videoflix.media.ffmpeg import OUTPUT_PROTOCOLS
+
 THUMB_WIDTH = 160
 COLUMNS, ROWS = 10, 10  # 100 thumbnails per sheet: 1600x900 for 16:9
 MIN_INTERVAL, MAX_INTERVAL = 2, 10  # seconds between thumbnails
@@ -43,7 +45,7 @@ def build_command(ffmpeg, rendition_playlist, folder, board):
     """One ffmpeg run over the rendition: a frame every `interval` s, scaled, tiled into sheets."""
     return [
         ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
-        "-i", str(rendition_playlist),
+        "-protocol_whitelist", OUTPUT_PROTOCOLS, "-i", str(rendition_playlist),
         "-vf", f"fps=1/{board.interval},scale={board.width}:{board.height},setsar=1,tile={COLUMNS}x{ROWS}",
         "-an", "-q:v", "5", "-start_number", "0", str(folder / SHEET_PATTERN),
     ]  # fmt: skip
