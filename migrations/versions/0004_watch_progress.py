@@ -18,7 +18,7 @@ def upgrade():
         "watch_progress",
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("video_id", sa.Integer(), nullable=False),
-        sa.Column("position", sa.Float(), nullable=False),
+        sa.Column("position", sa.Double(), nullable=False),
         sa.Column("finished", sa.Boolean(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
