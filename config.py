@@ -3,6 +3,7 @@
 import os
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
@@ -69,6 +70,11 @@ class Config:
     JOB_HEARTBEAT_SECONDS = float(_env("JOB_HEARTBEAT_SECONDS", "5"))
     CACHE_DIR = str(INSTANCE_DIR / "cache")
     PORT = int(_env("PORT", "8000"))
+    # Where clients reach this API (e.g. https://api.videoflix.example): public URLs are built from
+    # it, never from a request's Host header. TRUSTED_HOSTS: the host names requests may name (others
+    # get 400); by default PUBLIC_URL's host. Production needs one of the two.
+    PUBLIC_URL = (_env("PUBLIC_URL") or "").rstrip("/") or None
+    TRUSTED_HOSTS = _list("TRUSTED_HOSTS", "") or None
     PROXY_COUNT = int(_env("PROXY_COUNT", "0"))
 
     FRONTEND_URL = _env("FRONTEND_URL", "http://127.0.0.1:5500").rstrip("/")
@@ -150,7 +156,10 @@ def derived(settings):
     theirs into the factory), so they always agree with what the app really runs on."""
     redis_url = settings["REDIS_URL"]
     sqlite = settings["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+    public_url = settings["PUBLIC_URL"]
     values = {
+        "PUBLIC_URL": public_url.rstrip("/") if public_url else None,
+        "TRUSTED_HOSTS": settings["TRUSTED_HOSTS"] or ([urlsplit(public_url).hostname] if public_url else None),
         "MAX_UPLOAD_BYTES": settings["MAX_UPLOAD_MB"] * 2**20,  # admin uploads; other bodies: MAX_CONTENT_LENGTH
         "SQLALCHEMY_ENGINE_OPTIONS": {"connect_args": {"timeout": 30}} if sqlite else {"pool_pre_ping": True},
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",

@@ -49,6 +49,11 @@ def refuse_unsafe_production(app):
         raise SystemExit("Refusing to start in production: set SECRET_KEY to a random value of 32+ characters.")
     if app.debug:
         raise SystemExit("Refusing to start in production with debug on.")
+    if not app.config["TRUSTED_HOSTS"]:
+        raise SystemExit(
+            "Refusing to start in production: set PUBLIC_URL (or TRUSTED_HOSTS), so that public URLs and "
+            "cache keys never come from a request's Host header."
+        )
 
 
 def register_extensions(app):

@@ -6,7 +6,7 @@ import redis
 import sqlalchemy as sa
 from flask import jsonify, request
 from marshmallow import ValidationError
-from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
+from werkzeug.exceptions import HTTPException, InternalServerError, SecurityError, ServiceUnavailable
 
 from videoflix.extensions import db
 from videoflix.storage.errors import StorageUnavailable
@@ -22,6 +22,7 @@ MESSAGES = {
     500: "Internal server error.",
     503: "Service temporarily unavailable. Please try again shortly.",
 }
+UNKNOWN_HOST = "Unknown host."
 RETRY_AFTER_SECONDS = 5
 # A backend that is down or busy for a moment: the request may succeed if repeated.
 UNAVAILABLE = (
@@ -65,6 +66,8 @@ def handle_http_exception(error):
     detail = error.description
     if detail == type(error).description or error.code == 429:
         detail = MESSAGES.get(error.code, error.name)
+    if isinstance(error, SecurityError):  # a Host outside TRUSTED_HOSTS: not echoed back
+        detail = UNKNOWN_HOST
     headers = {}
     if error.code == 405 and error.valid_methods:
         headers["Allow"] = ", ".join(error.valid_methods)

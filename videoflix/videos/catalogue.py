@@ -10,11 +10,12 @@ import threading
 import uuid
 
 import sqlalchemy as sa
-from cachetools import TTLCache
-from flask import current_app, request
+from cachetools import LRUCache, TTLCache
+from flask import current_app
 
 from videoflix.commit_hooks import AfterCommit, rows_changed
 from videoflix.extensions import cache, db
+from videoflix.urls import public_base
 from videoflix.videos.models import Video
 from videoflix.videos.schemas import VideoSchema
 
@@ -22,6 +23,7 @@ VERSION_KEY = "catalogue:version"
 # A change to any of these (or an insert or delete) can change what the catalogue shows.
 WATCHED_FIELDS = ("title", "description", "category", "poster_path", "created_at", "hls_path")
 CACHE_SECONDS = 3600
+LOCAL_BODIES = 64  # (public base x category) bodies per process: one base per deployment, 9 lists
 PUBLISHED_MEMO = "videoflix_published"
 PUBLISHED_MEMO_SIZE = 4096  # videos
 PUBLISHED_MEMO_SECONDS = 5  # well below RETIRED_VERSION_SECONDS (config.py)
@@ -58,15 +60,19 @@ def catalogue_json(category=None, search=None):
     version = cache.get(VERSION_KEY) or "0"
     local = current_app.extensions.get("videoflix_catalogue")
     if local is None or local["version"] != version:
-        local = current_app.extensions["videoflix_catalogue"] = {"version": version, "bodies": {}}
-    key = f"catalogue:{version}:{request.host_url}:{(category or '').lower()}"
-    body = local["bodies"].get(key)
+        bodies = LRUCache(maxsize=LOCAL_BODIES)  # not thread-safe: used under the lock
+        local = {"version": version, "bodies": bodies, "lock": threading.Lock()}
+        current_app.extensions["videoflix_catalogue"] = local
+    key = f"catalogue:{version}:{public_base()}:{(category or '').lower()}"
+    with local["lock"]:
+        body = local["bodies"].get(key)
     if body is None:
         body = cache.get(key)
         if body is None:
             body = _render(category, None)
             cache.set(key, body, timeout=CACHE_SECONDS)
-        local["bodies"][key] = body
+        with local["lock"]:
+            local["bodies"][key] = body
     return body
 
 

@@ -1,9 +1,10 @@
 from datetime import UTC
 
-from flask import g, url_for
+from flask import g
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from videoflix.storage import keys
+from videoflix.urls import external_url
 from videoflix.validation import storable
 from videoflix.videos.models import CATEGORIES
 
@@ -21,7 +22,7 @@ def poster_url(video):
         return None
     prefix = g.get("poster_url_prefix")
     if prefix is None:
-        prefix = g.poster_url_prefix = url_for("posters.poster", filename="_", _external=True)[:-1]
+        prefix = g.poster_url_prefix = external_url("posters.poster", filename="_")[:-1]
     return prefix + keys.poster_name(video.poster_path)
 
 
@@ -40,9 +41,7 @@ class VideoDetailSchema(VideoSchema):
     position = fields.Float()  # the viewer's, passed in beside the video
     finished = fields.Boolean()
     storyboard_url = fields.Function(
-        lambda video: (
-            url_for("videos.storyboard_track", video_id=video.id, _external=True) if video.has_storyboard else None
-        )
+        lambda video: external_url("videos.storyboard_track", video_id=video.id) if video.has_storyboard else None
     )
 
 
@@ -51,7 +50,7 @@ class SubtitleSchema(Schema):
     label = fields.String()
     default = fields.Boolean(attribute="is_default")
     url = fields.Function(
-        lambda track: url_for("videos.subtitle_file", video_id=track.video_id, track_id=track.id, _external=True)
+        lambda track: external_url("videos.subtitle_file", video_id=track.video_id, track_id=track.id)
     )
 
 

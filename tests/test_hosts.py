@@ -1,0 +1,86 @@
+"""A hostile Host header: it never enters public URLs or cache keys, production refuses unknown
+hosts, and every per-process memo has a bound."""
+
+import pytest
+import sqlalchemy as sa
+
+import config
+from tests.conftest import AuthActions, running_app, spa_client
+from videoflix import create_app
+from videoflix.extensions import db
+from videoflix.videos import catalogue
+from videoflix.videos.models import Status, Video
+
+
+def add_videos(app, count):
+    with app.app_context():
+        db.session.execute(sa.insert(Video), [
+            {"title": f"Film {n}", "description": "", "category": "Drama", "status": Status.READY,
+             "poster_path": "thumbnails/" + "ab" * 16 + ".jpg", "hls_path": f"hls/{n}/v", "renditions": ["480p"]}
+            for n in range(count)
+        ])  # fmt: skip
+        db.session.commit()
+
+
+def signed_in(app):
+    """A viewer's client and the headers that carry its cookie to any Host (the test client would
+    keep it for localhost)."""
+    browser = spa_client(app)
+    AuthActions(app, browser).signed_in()
+    token = browser.get_cookie("access_token").value
+    return app.test_client(use_cookies=False), {"Cookie": f"access_token={token}"}
+
+
+def test_public_urls_and_cache_keys_come_from_public_url_whatever_the_host(app_config):
+    with running_app({**app_config, "PUBLIC_URL": "https://videoflix.example/", "TRUSTED_HOSTS": None}) as app:
+        app.config["TRUSTED_HOSTS"] = None  # a proxy that passes any Host: PUBLIC_URL still decides
+        add_videos(app, 1)
+        client, cookie = signed_in(app)
+        for number in range(300):
+            response = client.get("/api/video/", headers={"Host": f"attacker-{number}.example", **cookie})
+            assert response.status_code == 200
+            assert (
+                response.get_json()[0]["thumbnail_url"]
+                == "https://videoflix.example/media/thumbnails/" + "ab" * 16 + ".jpg"
+            )
+        assert len(app.extensions["videoflix_catalogue"]["bodies"]) == 1
+
+
+def test_unknown_hosts_are_refused_when_trusted_hosts_are_set(app_config):
+    with running_app({**app_config, "PUBLIC_URL": "https://videoflix.example"}) as app:
+        assert app.config["TRUSTED_HOSTS"] == ["videoflix.example"]  # from PUBLIC_URL
+        add_videos(app, 1)
+        client = spa_client(app)
+        refused = client.get("/api/video/", headers={"Host": "attacker.example"})
+        assert refused.status_code == 400 and refused.get_json() == {"detail": "Unknown host."}
+        assert client.get("/api/health/", headers={"Host": "videoflix.example:443"}).status_code == 200
+
+
+def test_without_public_url_the_per_process_bodies_stay_bounded(app):
+    add_videos(app, 1)
+    client, cookie = signed_in(app)
+    for number in range(300):
+        assert client.get("/api/video/", headers={"Host": f"host-{number}.example", **cookie}).status_code == 200
+    assert len(app.extensions["videoflix_catalogue"]["bodies"]) == catalogue.LOCAL_BODIES
+
+
+def test_the_published_renditions_memo_is_bounded(app):
+    add_videos(app, catalogue.PUBLISHED_MEMO_SIZE + 50)
+    with app.app_context():
+        for video_id in range(1, catalogue.PUBLISHED_MEMO_SIZE + 51):
+            assert catalogue.published_renditions(video_id) is not None
+        memo, _lock = catalogue._published_memo()
+        assert len(memo) == catalogue.PUBLISHED_MEMO_SIZE
+
+
+def test_production_refuses_to_start_without_public_url_or_trusted_hosts(monkeypatch, tmp_path):
+    monkeypatch.setattr(config.ProductionConfig, "SECRET_KEY", "x" * 40)
+    monkeypatch.setattr(config.ProductionConfig, "SQLALCHEMY_DATABASE_URI", f"sqlite:///{tmp_path}/p.db")
+    monkeypatch.setattr(config.ProductionConfig, "MEDIA_ROOT", str(tmp_path / "media"))
+    monkeypatch.setattr(config, "get_config", lambda name=None: config.ProductionConfig)
+    monkeypatch.setattr(config.ProductionConfig, "PUBLIC_URL", None)
+    monkeypatch.setattr(config.ProductionConfig, "TRUSTED_HOSTS", None)
+    with pytest.raises(SystemExit, match="set PUBLIC_URL"):
+        create_app()
+    monkeypatch.setattr(config.ProductionConfig, "PUBLIC_URL", "https://videoflix.example")
+    assert create_app().config["TRUSTED_HOSTS"] == ["videoflix.example"]
