@@ -333,3 +333,25 @@ def test_accel_redirect_hands_the_bytes_to_nginx(app, hd_video, viewer):
     assert response.headers["Content-Type"] == "video/MP2T"
     assert response.get_data() == b""
     assert viewer.get(f"/api/video/{hd_video.id}/480p/998.ts").status_code == 404
+
+
+def test_the_list_goes_out_compressed_when_the_client_accepts_it(app, viewer):
+    import gzip
+
+    import brotli
+
+    _add_videos(app, 500)
+    plain = viewer.get("/api/video/")
+    assert "Content-Encoding" not in plain.headers and "Accept-Encoding" in plain.headers["Vary"]
+    gzipped = viewer.get("/api/video/", headers={"Accept-Encoding": "gzip, deflate"})
+    assert gzipped.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in gzipped.headers["Vary"]
+    assert gzip.decompress(gzipped.data) == plain.data
+    assert len(gzipped.data) <= 0.2 * len(plain.data)
+    both = viewer.get("/api/video/", headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert both.headers["Content-Encoding"] == "br" and brotli.decompress(both.data) == plain.data
+    assert len(both.data) <= 0.2 * len(plain.data)
+    refused = viewer.get("/api/video/", headers={"Accept-Encoding": "br;q=0, gzip;q=0"})
+    assert "Content-Encoding" not in refused.headers and refused.data == plain.data
+    assert viewer.get("/api/video/", headers={"Accept-Encoding": "br"}).data == both.data  # made once, kept
+    searched = viewer.get("/api/video/?q=Film 1", headers={"Accept-Encoding": "gzip"})
+    assert "Content-Encoding" not in searched.headers and searched.status_code == 200

@@ -5,10 +5,12 @@ A video is playable once a transcode has published renditions (`hls_path`); a re
 it playable until the new ones replace them. A change that matters to the catalogue bumps one
 version key, so every cached variant (hosts, categories) goes at once, in every process."""
 
+import gzip
 import json
 import threading
 import uuid
 
+import brotli
 import sqlalchemy as sa
 from cachetools import LRUCache, TTLCache
 from flask import current_app
@@ -23,7 +25,12 @@ VERSION_KEY = "catalogue:version"
 # A change to any of these (or an insert or delete) can change what the catalogue shows.
 WATCHED_FIELDS = ("title", "description", "category", "poster_path", "created_at", "hls_path")
 CACHE_SECONDS = 3600
-LOCAL_BODIES = 64  # (public base x category) bodies per process: one base per deployment, 9 lists
+LOCAL_BODIES = 64  # (public base x list x encoding) per process: one base per deployment, 9 lists, 3 ways
+ENCODERS = {
+    None: lambda body: body,
+    "gzip": lambda body: gzip.compress(body, compresslevel=6, mtime=0),
+    "br": lambda body: brotli.compress(body, quality=5),  # 11 takes seconds for a few per cent more
+}
 PUBLISHED_MEMO = "videoflix_published"
 PUBLISHED_MEMO_SIZE = 4096  # videos
 PUBLISHED_MEMO_SECONDS = 5  # well below RETIRED_VERSION_SECONDS (config.py)
@@ -50,30 +57,33 @@ def ready_videos(category=None, search=None):
     return db.session.execute(query.order_by(Video.created_at.desc(), Video.id.desc())).all()
 
 
-def catalogue_json(category=None, search=None):
-    """The list body as JSON text; searches are not cached, everything else is.
+def catalogue_body(category=None, search=None, encoding=None):
+    """The list body as JSON bytes, compressed with `encoding` ("br", "gzip" or None); searches are
+    neither cached nor compressed, everything else is both.
 
     Bodies are shared through the cache and also kept in this process for the current version,
-    so a warm request reads only the small version key, not megabytes, from Redis or disk."""
+    so a warm request reads only the small version key, not megabytes, from Redis or disk. Each
+    encoding is made once per version, when first asked for (2.5 MB at 10,000 videos: ~45 ms to
+    gzip, ~75 ms to brotli, to a tenth of the size)."""
     if search:
-        return _render(category, search)
+        return _render(category, search).encode(), None
     version = cache.get(VERSION_KEY) or "0"
     local = current_app.extensions.get("videoflix_catalogue")
     if local is None or local["version"] != version:
         bodies = LRUCache(maxsize=LOCAL_BODIES)  # not thread-safe: used under the lock
         local = {"version": version, "bodies": bodies, "lock": threading.Lock()}
         current_app.extensions["videoflix_catalogue"] = local
-    key = f"catalogue:{version}:{public_base()}:{(category or '').lower()}"
+    key = f"catalogue:{version}:{public_base()}:{(category or '').lower()}:{encoding or 'identity'}"
     with local["lock"]:
         body = local["bodies"].get(key)
     if body is None:
         body = cache.get(key)
         if body is None:
-            body = _render(category, None)
+            body = ENCODERS[encoding](_render(category, None).encode())
             cache.set(key, body, timeout=CACHE_SECONDS)
         with local["lock"]:
             local["bodies"][key] = body
-    return body
+    return body, encoding
 
 
 def published_renditions(video_id):

@@ -30,8 +30,13 @@ def ready_video(video_id):
 @login_required
 def list_videos():
     args = CatalogueQuerySchema().load(request.args)
-    body = catalogue.catalogue_json(args.get("category"), args.get("q"))
-    return Response(body, mimetype="application/json")
+    encoding = request.accept_encodings.best_match(["br", "gzip"])  # None: neither is acceptable
+    body, encoding = catalogue.catalogue_body(args.get("category"), args.get("q"), encoding)
+    response = Response(body, mimetype="application/json")
+    response.vary.add("Accept-Encoding")
+    if encoding:
+        response.headers["Content-Encoding"] = encoding
+    return response
 
 
 def viewer_id():
