@@ -3,6 +3,7 @@ import subprocess
 import threading
 import uuid
 from contextlib import contextmanager
+from pathlib import Path
 
 import imageio_ffmpeg
 import pytest
@@ -234,3 +235,54 @@ def bucket_keys(seaweed, settings):
     """Every key in the bucket of `settings`, sorted."""
     pages = seaweed.client().get_paginator("list_objects_v2").paginate(Bucket=settings["S3_BUCKET"])
     return sorted(item["Key"] for page in pages for item in page.get("Contents", ()))
+
+
+# --- a transcoded video, made once per run and copied into each test that needs one ---
+
+
+@pytest.fixture(scope="session")
+def hd_template(tmp_path_factory, clips):
+    """The 720p clip through the real pipeline once, on an app of its own: its media folder and row."""
+    from tests.helpers import import_video
+
+    folder = tmp_path_factory.mktemp("hd-template")
+    settings = {
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'template.sqlite3'}",
+        "REDIS_URL": None,
+        "MEDIA_ROOT": str(folder / "media"),
+        "OUTBOX_DIR": str(folder / "outbox"),
+        "CACHE_DIR": str(folder / "cache"),
+        "HUEY_SQLITE_PATH": str(folder / "huey.sqlite3"),
+        "SESSIONS_EPOCH_FILE": str(folder / "sessions.epoch"),
+        "SECRET_KEY": "template-secret-key-that-is-long-enough-0123",
+    }
+    app = create_app(settings)
+    with app.app_context():
+        db.create_all()
+    result = import_video(app.test_cli_runner(), clips["hd720"], "City Lights", "Drama",
+                          "--description", "A tramp falls in love.")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        from videoflix.videos.models import Video
+
+        video = db.session.scalars(db.select(Video)).one()
+        row = {column.key: getattr(video, column.key) for column in Video.__table__.columns}
+        db.engine.dispose()
+    return Path(settings["MEDIA_ROOT"]), row
+
+
+def install_video(app, template):
+    """A copy of a transcoded video (its files and its row) in `app`, as if it had been imported there."""
+    import shutil
+
+    from videoflix.videos.models import Video
+
+    media, row = template
+    shutil.copytree(media, app.config["MEDIA_ROOT"], dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*"))
+    with app.app_context():
+        db.session.add(Video(**row))
+        db.session.commit()
+        if db.engine.dialect.name == "postgresql":  # an explicit id leaves the sequence behind
+            db.session.execute(db.text("SELECT setval(pg_get_serial_sequence('videos', 'id'), max(id)) FROM videos"))
+            db.session.commit()
+        return db.session.get(Video, row["id"])

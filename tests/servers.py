@@ -181,10 +181,6 @@ class SeaweedFS:
 
     def __exit__(self, *_exc):
         if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            self.process.kill()  # its data is a temporary folder; SIGTERM took weed 10 s to honour
+            self.process.wait()
         self.log.close()

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from flask_jwt_extended import create_access_token
 
-from tests.conftest import create_user
+from tests.conftest import create_user, install_video
 from tests.helpers import import_video, only_video
 from videoflix.extensions import db
 from videoflix.pipeline.cleanup import delete_video_media
@@ -18,10 +18,9 @@ NO_CREDENTIALS = {"detail": "Authentication credentials were not provided."}
 
 
 @pytest.fixture
-def hd_video(app, runner, clips):
-    """A ready 720p video (renditions 480p and 720p)."""
-    result = import_video(runner, clips["hd720"], "City Lights", "Drama", "--description", "A tramp falls in love.")
-    assert result.exit_code == 0, result.output
+def hd_video(app, hd_template):
+    """A ready 720p video (renditions 480p and 720p), transcoded once per run by the real pipeline."""
+    install_video(app, hd_template)
     return only_video(app)
 
 
