@@ -241,34 +241,41 @@ def bucket_keys(seaweed, settings):
 
 
 @pytest.fixture(scope="session")
-def hd_template(tmp_path_factory, clips):
-    """The 720p clip through the real pipeline once, on an app of its own: its media folder and row."""
+def transcoded(tmp_path_factory, clips):
+    """transcoded(clip, *import arguments): that clip through the real pipeline once per run, on an
+    app of its own; its media folder and row, for install_video."""
     from tests.helpers import import_video
+    from videoflix.videos.models import Video
 
-    folder = tmp_path_factory.mktemp("hd-template")
-    settings = {
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'template.sqlite3'}",
-        "REDIS_URL": None,
-        "MEDIA_ROOT": str(folder / "media"),
-        "OUTBOX_DIR": str(folder / "outbox"),
-        "CACHE_DIR": str(folder / "cache"),
-        "HUEY_SQLITE_PATH": str(folder / "huey.sqlite3"),
-        "SESSIONS_EPOCH_FILE": str(folder / "sessions.epoch"),
-        "SECRET_KEY": "template-secret-key-that-is-long-enough-0123",
-    }
-    app = create_app(settings)
-    with app.app_context():
-        db.create_all()
-    result = import_video(app.test_cli_runner(), clips["hd720"], "City Lights", "Drama",
-                          "--description", "A tramp falls in love.")  # fmt: skip
-    assert result.exit_code == 0, result.output
-    with app.app_context():
-        from videoflix.videos.models import Video
+    made = {}
 
-        video = db.session.scalars(db.select(Video)).one()
-        row = {column.key: getattr(video, column.key) for column in Video.__table__.columns}
-        db.engine.dispose()
-    return Path(settings["MEDIA_ROOT"]), row
+    def template(clip, *arguments):
+        if (clip, arguments) in made:
+            return made[clip, arguments]
+        folder = tmp_path_factory.mktemp(f"template-{clip}")
+        settings = {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'template.sqlite3'}",
+            "REDIS_URL": None,
+            "MEDIA_ROOT": str(folder / "media"),
+            "OUTBOX_DIR": str(folder / "outbox"),
+            "CACHE_DIR": str(folder / "cache"),
+            "HUEY_SQLITE_PATH": str(folder / "huey.sqlite3"),
+            "SESSIONS_EPOCH_FILE": str(folder / "sessions.epoch"),
+            "SECRET_KEY": "template-secret-key-that-is-long-enough-0123",
+        }
+        app = create_app(settings)
+        with app.app_context():
+            db.create_all()
+        result = import_video(app.test_cli_runner(), clips[clip], *arguments)
+        assert result.exit_code == 0, result.output
+        with app.app_context():
+            video = db.session.scalars(db.select(Video)).one()
+            row = {column.key: getattr(video, column.key) for column in Video.__table__.columns}
+            db.engine.dispose()
+        made[clip, arguments] = Path(settings["MEDIA_ROOT"]), row
+        return made[clip, arguments]
+
+    return template
 
 
 def install_video(app, template):
@@ -277,7 +284,10 @@ def install_video(app, template):
 
     from videoflix.videos.models import Video
 
+    from videoflix import queue
+
     media, row = template
+    queue.init_app(app)  # making a template pointed the shared queue at the template's app
     shutil.copytree(media, app.config["MEDIA_ROOT"], dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*"))
     with app.app_context():
         db.session.add(Video(**row))

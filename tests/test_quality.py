@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import pytest
 
-from tests.conftest import FFMPEG, create_user
+from tests.conftest import FFMPEG, create_user, install_video
 from tests.helpers import (
     STAFF,
     admin_login,
@@ -79,9 +79,9 @@ def test_renditions_and_poster_keep_the_displayed_aspect_in_square_pixels(
 
 
 @pytest.fixture
-def fast_video(app, runner, clips):
+def fast_video(app, transcoded):
     """A ready video whose fast ladder plays (13 s, so the second pass can be caught running)."""
-    assert import_video(runner, clips["long"]).exit_code == 0
+    install_video(app, transcoded("long", "Sample", "Drama"))
     video = only_video(app)
     assert (video.status, video.phase) == (Status.READY, Phase.FAST)
     app.config["TRANSCODE_OPTIMISE"] = True
@@ -141,7 +141,16 @@ def test_a_retranscode_during_the_second_pass_stops_it(app, fast_video):
     assert not any(path.startswith(".work/") for path in media_files(app))
 
 
-def test_a_second_pass_whose_worker_died_runs_again_while_the_fast_ladder_plays(app, fast_video):
+@pytest.fixture
+def short_fast_video(app, transcoded):
+    """The same, 2 s long: for a second pass that only has to finish."""
+    install_video(app, transcoded("small", "Short", "Drama"))
+    app.config["TRANSCODE_OPTIMISE"] = True
+    return only_video(app)
+
+
+def test_a_second_pass_whose_worker_died_runs_again_while_the_fast_ladder_plays(app, short_fast_video):
+    fast_video = short_fast_video
     with app.app_context():
         video = db.session.get(Video, fast_video.id)
         video.phase, video.progress = Phase.OPTIMISING, 40

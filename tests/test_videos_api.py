@@ -18,9 +18,9 @@ NO_CREDENTIALS = {"detail": "Authentication credentials were not provided."}
 
 
 @pytest.fixture
-def hd_video(app, hd_template):
+def hd_video(app, transcoded):
     """A ready 720p video (renditions 480p and 720p), transcoded once per run by the real pipeline."""
-    install_video(app, hd_template)
+    install_video(app, transcoded("hd720", "City Lights", "Drama", "--description", "A tramp falls in love."))
     return only_video(app)
 
 
