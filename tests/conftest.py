@@ -1,4 +1,5 @@
 import os
+import shutil
 import subprocess
 import threading
 import uuid
@@ -11,11 +12,12 @@ import redis
 from flask.testing import FlaskClient
 
 import config
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, import_video
 from tests.servers import free_port
-from videoflix import create_app
+from videoflix import create_app, queue
 from videoflix.auth.models import User
 from videoflix.extensions import db
+from videoflix.videos.models import Video
 
 SPA_ORIGIN = "http://127.0.0.1:5500"
 
@@ -244,9 +246,6 @@ def bucket_keys(seaweed, settings):
 def transcoded(tmp_path_factory, clips):
     """transcoded(clip, *import arguments): that clip through the real pipeline once per run, on an
     app of its own; its media folder and row, for install_video."""
-    from tests.helpers import import_video
-    from videoflix.videos.models import Video
-
     made = {}
 
     def template(clip, *arguments):
@@ -280,12 +279,6 @@ def transcoded(tmp_path_factory, clips):
 
 def install_video(app, template):
     """A copy of a transcoded video (its files and its row) in `app`, as if it had been imported there."""
-    import shutil
-
-    from videoflix.videos.models import Video
-
-    from videoflix import queue
-
     media, row = template
     queue.init_app(app)  # making a template pointed the shared queue at the template's app
     shutil.copytree(media, app.config["MEDIA_ROOT"], dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*"))
