@@ -65,12 +65,15 @@ def test_without_public_url_the_per_process_bodies_stay_bounded(app):
 
 
 def test_the_published_renditions_memo_is_bounded(app):
-    add_videos(app, catalogue.PUBLISHED_MEMO_SIZE + 50)
+    ids = range(1, catalogue.PUBLISHED_MEMO_SIZE + 51)
+    add_videos(app, len(ids))
     with app.app_context():
-        for video_id in range(1, catalogue.PUBLISHED_MEMO_SIZE + 51):
+        for video_id in ids:
             assert catalogue.published_renditions(video_id) is not None
         memo, _lock = catalogue._published_memo()
-        assert len(memo) == catalogue.PUBLISHED_MEMO_SIZE
+        assert len(memo) <= catalogue.PUBLISHED_MEMO_SIZE
+        assert all(video_id in memo for video_id in ids[-50:])  # the latest are remembered
+        assert not any(video_id in memo for video_id in ids[:50])  # the oldest made room (or expired)
 
 
 def test_production_refuses_to_start_without_public_url_or_trusted_hosts(monkeypatch, tmp_path):
