@@ -29,20 +29,25 @@ def _push_request_context():
     yield
 
 
-@pytest.fixture
-def app_config(tmp_path):
-    """The test's config: SQLite in tmp_path, or the PostgreSQL / Redis of TEST_* when set."""
+def folder_settings(folder, database_url=None, redis_url=None):
+    """An app's config with everything it keeps in `folder` (SQLite unless `database_url`)."""
     return {
-        "SQLALCHEMY_DATABASE_URI": config.TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'test.sqlite3'}",
-        "REDIS_URL": config.TEST_REDIS_URL,
-        "MEDIA_ROOT": str(tmp_path / "media"),
-        "OUTBOX_DIR": str(tmp_path / "outbox"),
-        "CACHE_DIR": str(tmp_path / "cache"),
-        "HUEY_SQLITE_PATH": str(tmp_path / "huey.sqlite3"),
-        "SESSIONS_EPOCH_FILE": str(tmp_path / "sessions.epoch"),
+        "SQLALCHEMY_DATABASE_URI": database_url or f"sqlite:///{folder / 'test.sqlite3'}",
+        "REDIS_URL": redis_url,
+        "MEDIA_ROOT": str(folder / "media"),
+        "OUTBOX_DIR": str(folder / "outbox"),
+        "CACHE_DIR": str(folder / "cache"),
+        "HUEY_SQLITE_PATH": str(folder / "huey.sqlite3"),
+        "SESSIONS_EPOCH_FILE": str(folder / "sessions.epoch"),
         "SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
         "MAX_UPLOAD_MB": 64,
     }
+
+
+@pytest.fixture
+def app_config(tmp_path):
+    """The test's config: SQLite in tmp_path, or the PostgreSQL / Redis of TEST_* when set."""
+    return folder_settings(tmp_path, config.TEST_DATABASE_URL, config.TEST_REDIS_URL)
 
 
 class BufferedClient(FlaskClient):
@@ -251,17 +256,7 @@ def transcoded(tmp_path_factory, clips):
     def template(clip, *arguments):
         if (clip, arguments) in made:
             return made[clip, arguments]
-        folder = tmp_path_factory.mktemp(f"template-{clip}")
-        settings = {
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'template.sqlite3'}",
-            "REDIS_URL": None,
-            "MEDIA_ROOT": str(folder / "media"),
-            "OUTBOX_DIR": str(folder / "outbox"),
-            "CACHE_DIR": str(folder / "cache"),
-            "HUEY_SQLITE_PATH": str(folder / "huey.sqlite3"),
-            "SESSIONS_EPOCH_FILE": str(folder / "sessions.epoch"),
-            "SECRET_KEY": "template-secret-key-that-is-long-enough-0123",
-        }
+        settings = folder_settings(tmp_path_factory.mktemp(f"template-{clip}"))  # SQLite: never the shared DB
         app = create_app(settings)
         with app.app_context():
             db.create_all()
