@@ -116,6 +116,9 @@ def weed_binary():
     return str(beside) if beside.exists() else shutil.which("weed")
 
 
+START_ATTEMPTS = 3
+
+
 class SeaweedFS:
     """`with SeaweedFS(folder) as store:` runs master, volume, filer and S3 gateway in one process on
     free ports of 127.0.0.1, accepting only `store.access_key` / `store.secret_key` (everything)
@@ -141,6 +144,21 @@ class SeaweedFS:
              "credentials": [{"accessKey": self.reader[0], "secretKey": self.reader[1]}]},
         ]}  # fmt: skip
         (self.folder / "s3.json").write_text(json.dumps(identities))
+        for attempt in range(1, START_ATTEMPTS + 1):
+            self._start(data)
+            try:
+                self._wait_until_it_stores()
+                return self
+            except BaseException:
+                self.__exit__()
+                log = (self.folder / "weed.log").read_text(errors="replace")
+                if attempt == START_ATTEMPTS or "address already in use" not in log:
+                    raise
+                # A port free_port() found was taken before weed bound it: again, on new ports.
+                self.port = free_port()
+                self.endpoint_url = f"http://127.0.0.1:{self.port}"
+
+    def _start(self, data):
         ports = {name: free_port() for name in ("master", "volume", "filer")}
         command = [weed_binary(), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                    "-volume.max=0", "-master.volumeSizeLimitMB=64", "-s3", f"-s3.port={self.port}",
@@ -150,12 +168,6 @@ class SeaweedFS:
             command += [f"-{name}.port={port}", f"-{name}.port.grpc={free_port()}"]
         self.log = open(self.folder / "weed.log", "wb")  # noqa: SIM115 (closed in __exit__)
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
-        try:
-            self._wait_until_it_stores()
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
 
     def client(self):
         import boto3
