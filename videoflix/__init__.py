@@ -99,13 +99,14 @@ def _tune_sqlite(engine):
 
 
 def register_blueprints(app):
-    from videoflix import health
+    from videoflix import api_docs, health
     from videoflix.auth import routes as auth_routes
     from videoflix.uploads import tus
     from videoflix.videos import posters
     from videoflix.videos import routes as video_routes
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(api_docs.bp)
     app.register_blueprint(auth_routes.bp)
     app.register_blueprint(video_routes.bp)
     app.register_blueprint(posters.bp)

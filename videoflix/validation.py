@@ -12,6 +12,8 @@ ASCII_DIGITS = re.compile(r"[0-9]{1,10}")
 NOT_AN_OBJECT = "Request body must be a JSON object."
 TOO_DEEP = "Request body is nested too deeply."
 BAD_TEXT = "Request body contains text that cannot be stored (a NUL or a lone surrogate)."
+# What the OpenAPI document says of such text (a JSON Schema for a string without a NUL).
+STORABLE_TEXT = {"pattern": "^[^\\u0000]*$"}
 
 
 def parse_id(text):
@@ -48,34 +50,35 @@ def storable(text):
     return True
 
 
-def check_json(value):
-    """400 unless every string in `value` is storable and it nests at most MAX_JSON_DEPTH deep."""
-    pending = [(value, 1)]
+def check_json(body, fields):
+    """400 unless `body` nests at most MAX_JSON_DEPTH deep and the text of its `fields` (the ones the
+    endpoint reads: the API's bodies are flat) is storable. Other keys are ignored, whatever they hold."""
+    pending = [(body, 1)]
     while pending:
         item, depth = pending.pop()
         if depth > MAX_JSON_DEPTH:
             abort(400, TOO_DEEP)
-        if isinstance(item, str):
-            if not storable(item):
-                abort(400, BAD_TEXT)
-        elif isinstance(item, dict):
-            pending.extend((part, depth + 1) for pair in item.items() for part in pair)
+        if isinstance(item, dict):
+            pending.extend((part, depth + 1) for part in item.values())
         elif isinstance(item, list):
             pending.extend((part, depth + 1) for part in item)
+    if any(isinstance(body.get(name), str) and not storable(body[name]) for name in fields):
+        abort(400, BAD_TEXT)
 
 
-def json_body():
-    """The request body as a JSON object, or a 400 for anything else."""
+def json_body(fields):
+    """The request body as a JSON object whose `fields` are storable, or a 400 for anything else."""
     try:
         body = request.get_json(silent=True)
     except RecursionError:  # deeper than the parser's own limit
         abort(400, TOO_DEEP)
     if not isinstance(body, dict):
         abort(400, NOT_AN_OBJECT)
-    check_json(body)
+    check_json(body, fields)
     return body
 
 
 def load_body(schema):
     """Validate the JSON body with a marshmallow schema (unknown keys are ignored)."""
-    return schema.load(json_body())
+    fields = [field.data_key or name for name, field in schema.load_fields.items()]
+    return schema.load(json_body(fields))

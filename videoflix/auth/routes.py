@@ -64,7 +64,7 @@ def activate(uidb64, token):
 @bp.post("/login/")
 @limiter.limit(auth_limit)
 def login():
-    body = json_body()
+    body = json_body(("email", "password"))
     email, password = body.get("email"), body.get("password")
     if not isinstance(email, str) or not isinstance(password, str):
         abort(401, INVALID_CREDENTIALS)

@@ -2,6 +2,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre
 
 from videoflix.auth.models import normalize_email
 from videoflix.auth.passwords import password_problems
+from videoflix.validation import STORABLE_TEXT
 
 PASSWORDS_DO_NOT_MATCH = "Passwords do not match."
 
@@ -13,8 +14,8 @@ class BodySchema(Schema):
 
 class RegisterSchema(BodySchema):
     email = fields.Email(required=True)
-    password = fields.String(required=True)
-    confirmed_password = fields.String(required=True)
+    password = fields.String(required=True, metadata=STORABLE_TEXT)
+    confirmed_password = fields.String(required=True, metadata=STORABLE_TEXT)
 
     @pre_load
     def accept_password2_alias(self, data, **_kwargs):
@@ -39,8 +40,8 @@ class RegisterSchema(BodySchema):
 class NewPasswordSchema(BodySchema):
     """A new password for the account of `email` (which it must not resemble)."""
 
-    new_password = fields.String(required=True)
-    confirm_password = fields.String(required=True)
+    new_password = fields.String(required=True, metadata=STORABLE_TEXT)
+    confirm_password = fields.String(required=True, metadata=STORABLE_TEXT)
 
     def __init__(self, email="", **kwargs):
         super().__init__(**kwargs)
@@ -64,10 +65,10 @@ class EmailSchema(BodySchema):
 
 
 class UserSchema(Schema):
-    id = fields.Integer()
-    email = fields.String()
+    id = fields.Integer(required=True)
+    email = fields.String(required=True)
 
 
 class LoginUserSchema(Schema):
-    id = fields.Integer()
-    username = fields.String(attribute="email")
+    id = fields.Integer(required=True)
+    username = fields.String(attribute="email", required=True, metadata={"description": "The account's email."})

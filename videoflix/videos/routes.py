@@ -11,6 +11,7 @@ from videoflix.videos.models import Subtitle, Video
 from videoflix.videos.schemas import (
     CatalogueQuerySchema,
     ContinueItemSchema,
+    ProgressReplySchema,
     ProgressSchema,
     SubtitleSchema,
     VideoDetailSchema,
@@ -75,7 +76,7 @@ def record_progress(video_id):
     stored = progress.record(viewer_id(), video_id, position)
     if stored is None:
         abort(404, "Video not found.")
-    return {"position": stored[0], "finished": stored[1]}
+    return ProgressReplySchema().dump({"position": stored[0], "finished": stored[1]})
 
 
 @bp.get("/<id:video_id>/master.m3u8")

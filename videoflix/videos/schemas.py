@@ -3,9 +3,10 @@ from datetime import UTC
 from flask import g
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
+from videoflix.media.ladder import RESOLUTIONS
 from videoflix.storage import keys
 from videoflix.urls import external_url
-from videoflix.validation import storable
+from videoflix.validation import STORABLE_TEXT, storable
 from videoflix.videos.models import CATEGORIES
 
 
@@ -26,36 +27,55 @@ def poster_url(video):
     return prefix + keys.poster_name(video.poster_path)
 
 
+# Response schemas. `required` and `metadata` say what the OpenAPI document (api_docs/) promises:
+# every key is always present, with this JSON type.
 class VideoSchema(Schema):
-    id = fields.Integer()
-    created_at = fields.Function(lambda video: iso_utc(video.created_at))
-    title = fields.String()
-    description = fields.String()
-    thumbnail_url = fields.Function(poster_url)
-    category = fields.String()
+    id = fields.Integer(required=True)
+    created_at = fields.Function(
+        lambda video: iso_utc(video.created_at), required=True, metadata={"type": "string", "format": "date-time"}
+    )
+    title = fields.String(required=True)
+    description = fields.String(required=True)
+    thumbnail_url = fields.Function(
+        poster_url, required=True, allow_none=True, metadata={"type": "string", "format": "uri"}
+    )
+    category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
 
 
 class VideoDetailSchema(VideoSchema):
-    duration = fields.Float()
-    resolutions = fields.List(fields.String(), attribute="renditions")
-    position = fields.Float()  # the viewer's, passed in beside the video
-    finished = fields.Boolean()
-    storyboard_url = fields.Function(
-        lambda video: external_url("videos.storyboard_track", video_id=video.id) if video.has_storyboard else None
+    duration = fields.Float(required=True, metadata={"description": "Seconds."})
+    resolutions = fields.List(
+        fields.String(validate=validate.OneOf(RESOLUTIONS)), attribute="renditions", required=True
     )
+    position = fields.Float(required=True, metadata={"description": "The viewer's position in seconds."})
+    finished = fields.Boolean(required=True)
+    storyboard_url = fields.Function(
+        lambda video: external_url("videos.storyboard_track", video_id=video.id) if video.has_storyboard else None,
+        required=True,
+        allow_none=True,
+        metadata={"type": "string", "format": "uri", "description": "The scrub previews' WebVTT track."},
+    )
+    subtitles = fields.List(fields.Nested(lambda: SubtitleSchema()), required=True)
 
 
 class SubtitleSchema(Schema):
-    language = fields.String()
-    label = fields.String()
-    default = fields.Boolean(attribute="is_default")
+    language = fields.String(required=True, metadata={"description": "BCP 47, e.g. en or pt-BR."})
+    label = fields.String(required=True)
+    default = fields.Boolean(attribute="is_default", required=True)
     url = fields.Function(
-        lambda track: external_url("videos.subtitle_file", video_id=track.video_id, track_id=track.id)
+        lambda track: external_url("videos.subtitle_file", video_id=track.video_id, track_id=track.id),
+        required=True,
+        metadata={"type": "string", "format": "uri", "description": "The whole track as WebVTT."},
     )
 
 
 class ContinueItemSchema(VideoSchema):
-    position = fields.Float()
+    position = fields.Float(required=True)
+
+
+class ProgressReplySchema(Schema):
+    position = fields.Float(required=True)
+    finished = fields.Boolean(required=True)
 
 
 class Seconds(fields.Float):
@@ -84,4 +104,4 @@ class CatalogueQuerySchema(Schema):
         unknown = EXCLUDE
 
     category = fields.String(validate=validate.OneOf(CATEGORIES))
-    q = fields.String(validate=[validate.Length(max=200), _storable_text])
+    q = fields.String(validate=[validate.Length(max=200), _storable_text], metadata=STORABLE_TEXT)
