@@ -13,7 +13,7 @@ from flask_jwt_extended import create_access_token
 from tests.conftest import PASSWORD, SPA_ORIGIN, create_user, free_port, make_app, running_app, spa_client
 from videoflix.auth import tokens
 from videoflix.auth.models import User
-from videoflix.extensions import db
+from videoflix.extensions import db, limiter
 
 NEW_PASSWORD = "another-Lamp-42-river"
 
@@ -565,6 +565,9 @@ def test_refresh_token_in_the_access_cookie_is_401(client, auth):
 
 def test_login_is_rate_limited(app_config):
     with running_app({**app_config, "RATELIMIT_ENABLED": True, "RATELIMIT_AUTH": "3 per minute"}) as app:
+        # No request pays for the limiter's global hook (default limits, which do not exist) ...
+        assert all(getattr(hook, "__self__", None) is not limiter for hook in app.before_request_funcs[None])
+        # ... and the limits of the routes still apply.
         client = app.test_client()
         body = {"email": "a@example.com", "password": "wrong-password"}
         codes = [client.post("/api/login/", json=body).status_code for _ in range(4)]
