@@ -8,8 +8,10 @@ from urllib.parse import urlsplit
 from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent
-INSTANCE_DIR = BASE_DIR / "instance"
 load_dotenv(BASE_DIR / ".env")
+# The embedded default's runtime data (database, queue, media, outbox); another folder lets a
+# second instance run beside the first.
+INSTANCE_DIR = Path(os.environ.get("INSTANCE_DIR") or BASE_DIR / "instance")
 
 DEV_SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"
 DEFAULT_ORIGINS = "http://127.0.0.1:5500,http://localhost:5500"

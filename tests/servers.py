@@ -196,3 +196,112 @@ class SeaweedFS:
             self.process.kill()  # its data is a temporary folder; SIGTERM took weed 10 s to honour
             self.process.wait()
         self.log.close()
+
+
+class Worker:
+    """A real `flask worker` (the README's command) in its own process group, configured by the
+    environment; kill() is a SIGKILL of it and its ffmpeg children, as when a machine dies."""
+
+    def __init__(self, env, log_path):
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}  # its log survives a SIGKILL
+        self.log_path = log_path
+        self.process = None
+
+    def start(self):
+        root = Path(__file__).resolve().parent.parent
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
+                env=self.env, cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        return self
+
+    def kill(self):
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self):
+        """SIGINT, as Ctrl-C: Huey's consumer finishes its running tasks and exits."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *_exc):
+        self.stop()
+
+
+class CuttableProxy:
+    """A TCP forwarder on 127.0.0.1 in front of a real server (PostgreSQL, Redis): cut() closes every
+    connection and refuses new ones, as a network outage would; restore() lets them through again."""
+
+    def __init__(self, target_host, target_port):
+        import threading
+
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self._open = threading.Event()
+        self._open.set()
+        self._connections = set()
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if not self._open.is_set():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._connections.update((client, upstream))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    def _pipe(self, source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with self._lock:
+                    self._connections.discard(sock)
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+
+    def cut(self):
+        self._open.clear()
+        with self._lock:
+            connections = list(self._connections)
+        for sock in connections:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def restore(self):
+        self._open.set()
+
+    def close(self):
+        self.cut()
+        self._listener.close()

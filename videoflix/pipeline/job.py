@@ -23,6 +23,9 @@ from videoflix.videos.models import Phase, Status, Video
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 1.0  # seconds between progress writes to the Video row
 CANCELLED = "cancelled"
+# Below this, a failed job says the disk is full: ffmpeg's own words about it may not have found
+# room in its log, and it can even exit 0 having written nothing.
+LOW_DISK_BYTES = 64 * 2**20
 
 
 class Cancelled(Exception):
@@ -141,6 +144,17 @@ class Job:
             self.scratch.rmdir()
 
 
+def disk_full_note(folder):
+    """'No space left on device ...' when the job's disk is (nearly) full, else ''."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:  # the folder is gone: nothing to say about its disk
+        return ""
+    if free >= LOW_DISK_BYTES:
+        return ""
+    return f"No space left on device: {free // 1024} KiB free where the job works (MEDIA_ROOT). "
+
+
 def attempt(video_id, job_id, work, retries_left=0, optimising=False):
     """Run `work(job, video)` once for the job. Returns the final status; raises to ask for a
     retry of a transient failure while retries are left."""
@@ -157,7 +171,7 @@ def attempt(video_id, job_id, work, retries_left=0, optimising=False):
     except (FFmpegFailed, OSError) as error:
         if not job.still_owned():
             return CANCELLED
-        message = str(error)
+        message = disk_full_note(job.scratch) + str(error)
         tail = getattr(error, "stderr_tail", "")
         if tail:
             message += f"\n{tail}"
