@@ -1,7 +1,7 @@
 """The Videos part of API.md, on videos transcoded by the real pipeline."""
 
 import shutil
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from tests.helpers import import_video, only_video
 from videoflix.extensions import db
 from videoflix.pipeline.cleanup import delete_video_media
 from videoflix.videos.models import Status, Video
+from videoflix.videos.schemas import VideoSchema
 
 NO_CREDENTIALS = {"detail": "Authentication credentials were not provided."}
 
@@ -84,6 +85,23 @@ def test_list_shows_ready_videos_with_absolute_public_thumbnails(app, hd_video, 
     anonymous = app.test_client().get(body[0]["thumbnail_url"].removeprefix("http://localhost"))
     assert anonymous.status_code == 200
     assert anonymous.content_type == "image/jpeg"
+
+
+def test_the_list_is_exactly_what_the_documented_schema_dumps(app, viewer):
+    """The catalogue writes its JSON by hand for speed; VideoSchema (the OpenAPI document's) decides."""
+    _add_videos(app, 3)
+    with app.app_context():
+        db.session.add(Video(title="No poster yet", description="", category="Horror", status=Status.READY,
+                             hls_path="hls/n", renditions=["480p"],
+                             created_at=datetime(2026, 1, 2, 3, 4, 5, 987654, tzinfo=UTC)))  # fmt: skip
+        db.session.commit()
+    body = viewer.get("/api/video/").get_json()
+    with app.test_request_context("/api/video/"):
+        ready = db.session.scalars(
+            sa.select(Video).where(Video.hls_path.is_not(None)).order_by(Video.created_at.desc(), Video.id.desc())
+        ).all()
+        assert body == VideoSchema(many=True).dump(ready)
+    assert body[-1]["created_at"] == "2026-01-02T03:04:05Z" and body[-1]["thumbnail_url"] is None
 
 
 def test_list_is_newest_first(app, viewer):

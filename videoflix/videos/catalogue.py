@@ -6,20 +6,23 @@ it playable until the new ones replace them. A change that matters to the catalo
 version key, so every cached variant (hosts, categories) goes at once, in every process."""
 
 import gzip
-import json
 import threading
 import uuid
 
 import brotli
+import orjson
 import sqlalchemy as sa
 from cachetools import LRUCache, TTLCache
 from flask import current_app
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from videoflix.commit_hooks import AfterCommit, rows_changed
 from videoflix.extensions import cache, db
+from videoflix.storage.keys import poster_name
 from videoflix.urls import public_base
 from videoflix.videos.models import Video
-from videoflix.videos.schemas import VideoSchema
+from videoflix.videos.schemas import poster_url_prefix
 
 VERSION_KEY = "catalogue:version"
 # A change to any of these (or an insert or delete) can change what the catalogue shows.
@@ -44,9 +47,28 @@ def playable():
 LIST_COLUMNS = (Video.id, Video.created_at, Video.title, Video.description, Video.poster_path, Video.category)
 
 
-def ready_videos(category=None, search=None):
-    """Rows of the playable videos, newest first (with the attributes VideoSchema dumps)."""
-    query = sa.select(*LIST_COLUMNS).where(playable())
+class iso_utc_text(FunctionElement):
+    """A timestamp column as the API's text, e.g. 2026-01-01T12:00:00Z, made by the database: for
+    10,000 rows, parsing then formatting each datetime in Python was most of a cold rebuild."""
+
+    type = sa.String()
+    inherit_cache = True
+
+
+@compiles(iso_utc_text, "sqlite")
+def _iso_utc_sqlite(element, compiler, **kw):  # SQLite keeps UTC as naive text
+    return f"strftime('%Y-%m-%dT%H:%M:%SZ', {compiler.process(element.clauses, **kw)})"
+
+
+@compiles(iso_utc_text, "postgresql")
+def _iso_utc_postgresql(element, compiler, **kw):
+    column = compiler.process(element.clauses, **kw)
+    return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""
+
+
+def _list_query(columns, category, search):
+    """The playable videos, newest first, in `category` (any case) and matching `search`."""
+    query = sa.select(*columns).where(playable())
     if category:
         query = query.where(sa.func.lower(Video.category) == category.lower())
     if search:
@@ -54,7 +76,7 @@ def ready_videos(category=None, search=None):
         query = query.where(
             sa.or_(sa.func.lower(Video.title).like(pattern), sa.func.lower(Video.description).like(pattern))
         )
-    return db.session.execute(query.order_by(Video.created_at.desc(), Video.id.desc())).all()
+    return query.order_by(Video.created_at.desc(), Video.id.desc())
 
 
 def catalogue_body(category=None, search=None, encoding=None):
@@ -66,7 +88,7 @@ def catalogue_body(category=None, search=None, encoding=None):
     encoding is made once per version, when first asked for (2.5 MB at 10,000 videos: ~45 ms to
     gzip, ~75 ms to brotli, to a tenth of the size)."""
     if search:
-        return _render(category, search).encode(), None
+        return _render(category, search), None
     version = cache.get(VERSION_KEY) or "0"
     local = current_app.extensions.get("videoflix_catalogue")
     if local is None or local["version"] != version:
@@ -79,7 +101,7 @@ def catalogue_body(category=None, search=None, encoding=None):
     if body is None:
         body = cache.get(key)
         if body is None:
-            body = ENCODERS[encoding](_render(category, None).encode())
+            body = ENCODERS[encoding](_render(category, None))
             cache.set(key, body, timeout=CACHE_SECONDS)
         with local["lock"]:
             local["bodies"][key] = body
@@ -124,7 +146,28 @@ def _published_memo():
 
 
 def _render(category, search):
-    return json.dumps(VideoSchema(many=True).dump(ready_videos(category, search)), separators=(",", ":"))
+    """The list as JSON: what VideoSchema dumps (tests/test_videos_api.py holds them equal), written
+    by hand from plain rows, 6x faster than marshmallow at 10,000 videos (bench/catalogue.py)."""
+    query = _list_query(
+        (Video.id, iso_utc_text(Video.created_at), Video.title, Video.description, Video.poster_path, Video.category),
+        category,
+        search,
+    )
+    prefix = poster_url_prefix()
+    items = [
+        {
+            "id": video_id,
+            "created_at": created_at,
+            "title": title,
+            "description": description,
+            "thumbnail_url": prefix + poster_name(poster_path) if poster_path else None,
+            "category": video_category,
+        }
+        for video_id, created_at, title, description, poster_path, video_category in db.session.connection()
+        .execute(query)
+        .all()
+    ]
+    return orjson.dumps(items)
 
 
 def invalidate():

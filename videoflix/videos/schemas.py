@@ -16,15 +16,20 @@ def iso_utc(moment):
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def poster_url(video):
-    """Absolute, public URL of the poster. The URL prefix is built once per request: url_for for
-    each of 10,000 rows was a third of rebuilding the catalogue."""
-    if not video.poster_path:
-        return None
+def poster_url_prefix():
+    """The absolute URL of the posters' folder, built once per request: url_for for each of 10,000
+    rows was a third of rebuilding the catalogue."""
     prefix = g.get("poster_url_prefix")
     if prefix is None:
         prefix = g.poster_url_prefix = external_url("posters.poster", filename="_")[:-1]
-    return prefix + keys.poster_name(video.poster_path)
+    return prefix
+
+
+def poster_url(video):
+    """Absolute, public URL of the poster."""
+    if not video.poster_path:
+        return None
+    return poster_url_prefix() + keys.poster_name(video.poster_path)
 
 
 # Response schemas. `required` and `metadata` say what the OpenAPI document (api_docs/) promises:
