@@ -105,9 +105,8 @@ def fuzzed_app(app, transcoded):
 
 
 @pytest.fixture
-def signed_in_viewer(fuzzed_app, auth):
-    auth.signed_in()
-    client = auth._client
+def signed_in_viewer(fuzzed_app, auth, client):
+    auth.signed_in()  # through `client`, which now holds the cookies login set
     viewer["cookies"] = {name: client.get_cookie(name).value for name in ("access_token", "refresh_token", "csrftoken")}
     yield
     viewer.clear()

@@ -201,7 +201,7 @@ def test_a_real_tus_client_uploads_a_file_end_to_end(app, staff, clips, serve_ap
     from tusclient import client as tus_client
 
     base = serve_app(app)
-    staff_cookie = next(cookie for cookie in staff._cookies.values() if cookie.key == "session")
+    staff_cookie = staff.get_cookie("session")
     uploader = tus_client.TusClient(f"{base}/admin/uploads/", headers={"Cookie": f"session={staff_cookie.value}"})
     with open(clips["long"], "rb") as stream:
         upload = uploader.uploader(file_stream=stream, chunk_size=64 * 1024, metadata={"filename": "long.mp4"},
