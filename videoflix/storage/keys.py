@@ -36,8 +36,11 @@ def poster(name):
     return f"{POSTERS}/{name}" if POSTER_NAME.fullmatch(name) else None
 
 
+POSTER_NAME_START = len(POSTERS) + 1  # every poster key is POSTERS/<name> (new_poster, poster)
+
+
 def poster_name(key):
-    return key.rsplit("/", 1)[-1]
+    return key[POSTER_NAME_START:]
 
 
 def renditions(video_id):

@@ -19,7 +19,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from videoflix.commit_hooks import AfterCommit, rows_changed
 from videoflix.extensions import cache, db
-from videoflix.storage.keys import poster_name
+from videoflix.storage.keys import POSTER_NAME_START
 from videoflix.urls import public_base
 from videoflix.videos.models import Video
 from videoflix.videos.schemas import poster_url_prefix
@@ -56,8 +56,11 @@ class iso_utc_text(FunctionElement):
 
 
 @compiles(iso_utc_text, "sqlite")
-def _iso_utc_sqlite(element, compiler, **kw):  # SQLite keeps UTC as naive text
-    return f"strftime('%Y-%m-%dT%H:%M:%SZ', {compiler.process(element.clauses, **kw)})"
+def _iso_utc_sqlite(element, compiler, **kw):
+    # SQLAlchemy keeps UTC in SQLite as fixed-width text, 2026-01-01 12:00:00.000000: cutting it is
+    # a third of the cost of strftime() over 10,000 rows.
+    column = compiler.process(element.clauses, **kw)
+    return f"substr({column}, 1, 10) || 'T' || substr({column}, 12, 8) || 'Z'"
 
 
 @compiles(iso_utc_text, "postgresql")
@@ -153,19 +156,22 @@ def _render(category, search):
         category,
         search,
     )
-    prefix = poster_url_prefix()
+    result = db.session.connection().execute(query)
+    try:
+        rows = result.cursor.fetchall()  # the driver's plain tuples: no Row objects for 10,000 rows
+    finally:
+        result.close()
+    prefix, name_start = poster_url_prefix(), POSTER_NAME_START
     items = [
         {
             "id": video_id,
             "created_at": created_at,
             "title": title,
             "description": description,
-            "thumbnail_url": prefix + poster_name(poster_path) if poster_path else None,
+            "thumbnail_url": prefix + poster_path[name_start:] if poster_path else None,  # keys.poster_name
             "category": video_category,
         }
-        for video_id, created_at, title, description, poster_path, video_category in db.session.connection()
-        .execute(query)
-        .all()
+        for video_id, created_at, title, description, poster_path, video_category in rows
     ]
     return orjson.dumps(items)
 
