@@ -5,8 +5,9 @@ import pytest
 import sqlalchemy as sa
 
 import config
-from tests.conftest import AuthActions, running_app, spa_client
+from tests.conftest import AuthActions, create_user, running_app, spa_client
 from videoflix import create_app
+from videoflix.auth import revocation, tokens
 from videoflix.extensions import db
 from videoflix.videos import catalogue
 from videoflix.videos.models import Status, Video
@@ -74,6 +75,21 @@ def test_the_published_renditions_memo_is_bounded(app):
         assert len(memo) <= catalogue.PUBLISHED_MEMO_SIZE
         assert all(video_id in memo for video_id in ids[-50:])  # the latest are remembered
         assert not any(video_id in memo for video_id in ids[:50])  # the oldest made room (or expired)
+
+
+def test_the_verified_tokens_memos_are_bounded(app):
+    """Every distinct token a viewer sends is remembered twice per process (its verified signature,
+    and that it is live): both memos keep the latest and stay at their size."""
+    user_id = create_user(app)
+    bound = tokens.signed_claims.cache_info().maxsize
+    with app.test_request_context():
+        sent = [tokens.new_access_token(user_id, 0) for _ in range(bound + 50)]  # each its own jti
+        for encoded in sent:
+            assert revocation.access_token_is_live(encoded, tokens.verified_claims(encoded, "access"))
+        assert tokens.signed_claims.cache_info().currsize == bound == 4096
+        live, _lock = revocation._live_tokens()
+        assert len(live) == revocation.LIVE_TOKENS == 4096
+        assert all(encoded in live for encoded in sent[-50:]) and not any(encoded in live for encoded in sent[:50])
 
 
 def test_production_refuses_to_start_without_public_url_or_trusted_hosts(monkeypatch, tmp_path):
