@@ -85,7 +85,7 @@ def init_limiter_without_global_hook(app):
     """Only per-route limits exist, and their decorators check them. The extension's global
     before-request hook (for default limits) costs 77 us per request, a request filter still 31 us,
     against ~120 us for a whole segment request: so what init_app adds to Flask's public
-    before_request_funcs is taken out again (tests/test_app.py checks both halves)."""
+    before_request_funcs is taken out again (tests/test_auth.py checks both halves)."""
     hooks = app.before_request_funcs.setdefault(None, [])
     before = list(hooks)
     limiter.init_app(app)

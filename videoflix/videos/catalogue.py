@@ -49,7 +49,7 @@ LIST_COLUMNS = (Video.id, Video.created_at, Video.title, Video.description, Vide
 
 class iso_utc_text(FunctionElement):
     """A timestamp column as the API's text, e.g. 2026-01-01T12:00:00Z, made by the database: for
-    10,000 rows, parsing then formatting each datetime in Python was most of a cold rebuild."""
+    10,000 rows, parsing then formatting each datetime in Python cost more than the query."""
 
     type = sa.String()
     inherit_cache = True
