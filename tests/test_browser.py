@@ -232,3 +232,18 @@ def test_subtitles_show_in_hls_js_and_scrub_previews_need_the_cookie(live, brows
         video.id,
     )
     assert storyboard == [200, "WEBVTT", 200, "image/jpeg", 401]
+
+
+def test_the_api_docs_page_renders_every_operation_from_the_apps_own_assets(live, browser_page):
+    app, api, _page_url = live
+    page = browser_page
+    origin = api.removesuffix("/api/")
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(f"{api}docs/")
+    page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+    paths = page.eval_on_selector_all(".opblock-summary-path", "nodes => nodes.map(n => n.dataset.path)")
+    document = app.test_client().get("/api/openapi.json").get_json()
+    operations = [(path, method) for path, item in document["paths"].items() for method in item]
+    assert len(paths) == len(operations) and set(paths) == set(document["paths"])
+    assert [url for url in requested if not url.startswith(origin)] == []  # no CDN, no other host
