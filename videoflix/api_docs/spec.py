@@ -94,11 +94,11 @@ def json_reply(description, schema=None, headers=None):
 
 
 def media_reply(description, media_type, schema=None):
-    return {"description": description, "content": {media_type: {"schema": schema or {"type": "string"}}}}
+    return {"description": description, "content": {media_type: {"schema": schema or STRING}}}
 
 
-def json_body(schema, required=True):
-    return {"required": required, "content": {JSON: {"schema": schema}}}
+def json_body(schema):
+    return {"required": True, "content": {JSON: {"schema": schema}}}
 
 
 SET_COOKIE = {"Set-Cookie": {"description": "The session cookies (see the security schemes).", "schema": STRING}}
@@ -168,11 +168,9 @@ def pattern(regex):
     return {"type": "string", "pattern": f"^{regex.pattern}$"}
 
 
-def media_file(summary, media_type, params, cached=True, ranges=False):
+def media_file(summary, media_type, params, ranges=False):
     """A file of a published version: 200 (206 with Range), 304 on revalidation, 404 JSON."""
-    responses = {200: media_reply(summary, media_type), 404: NOT_FOUND}
-    if cached:
-        responses[304] = NOT_MODIFIED
+    responses = {200: media_reply(summary, media_type), 304: NOT_MODIFIED, 404: NOT_FOUND}
     if ranges:
         responses[206] = media_reply("The requested byte range.", media_type)
         responses[416] = json_reply("The range lies outside the file.")
