@@ -101,13 +101,14 @@ def test_a_worker_killed_mid_transcode_again_and_again_loses_nothing(queued_app,
         killed_jobs = set()
         for _kill in range(KILLS):
             # A job under way that no earlier kill stopped (the rows of killed jobs still say processing).
-            running = wait_until(
-                lambda: [v.job_id for v in mid_transcode(queued_app) if v.job_id not in killed_jobs],
+            wait_until(
+                lambda: [v for v in mid_transcode(queued_app) if v.job_id not in killed_jobs],
                 120,
                 "a video in the middle of a live transcode",
             )
             worker.kill()  # SIGKILL of the worker and its ffmpeg: no cleanup runs
-            killed_jobs.update(running)
+            # Every job it had, read once it is dead (a job can start or report between two reads).
+            killed_jobs.update(v.job_id for v in videos(queued_app) if v.status == Status.PROCESSING)
             worker.start()
         wait_until(lambda: all_ready(queued_app), 300, f"{count} videos ready")
     finally:
