@@ -19,7 +19,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from videoflix.commit_hooks import AfterCommit, rows_changed
 from videoflix.extensions import cache, db
-from videoflix.storage.keys import POSTER_NAME_START
+from videoflix.storage.keys import poster_name
 from videoflix.urls import public_base
 from videoflix.videos.models import Video
 from videoflix.videos.schemas import poster_url_prefix
@@ -161,14 +161,14 @@ def _render(category, search):
         rows = result.cursor.fetchall()  # the driver's plain tuples: no Row objects for 10,000 rows
     finally:
         result.close()
-    prefix, name_start = poster_url_prefix(), POSTER_NAME_START
+    prefix = poster_url_prefix()
     items = [
         {
             "id": video_id,
             "created_at": created_at,
             "title": title,
             "description": description,
-            "thumbnail_url": prefix + poster_path[name_start:] if poster_path else None,  # keys.poster_name
+            "thumbnail_url": prefix + poster_name(poster_path) if poster_path else None,
             "category": video_category,
         }
         for video_id, created_at, title, description, poster_path, video_category in rows
