@@ -112,6 +112,8 @@ class Config:
     CSRF_HEADER_NAME = "X-CSRFToken"
     SESSION_COOKIE_SAMESITE = "Lax"
     ACCOUNT_TOKEN_MAX_AGE = int(_env("ACCOUNT_TOKEN_HOURS", "24")) * 3600
+    # A staff admin session ends after this long, or sooner by sign-out, reset, deactivation or role change.
+    STAFF_SESSION_HOURS = float(_env("STAFF_SESSION_HOURS", "12"))
 
     RATELIMIT_ENABLED = _flag("RATELIMIT_ENABLED", True)
     RATELIMIT_AUTH = _env("RATELIMIT_AUTH", "10 per minute;100 per hour")

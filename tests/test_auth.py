@@ -1,6 +1,10 @@
 import email
+import json
 import re
+import threading
 import time
+import urllib.error
+import urllib.request
 from datetime import timedelta
 from email import policy
 from urllib.parse import parse_qs, urlsplit
@@ -252,6 +256,93 @@ def test_register_with_taken_email_does_not_confirm_the_account(app, client):
     assert response.get_json() == {"email": ["Please check your entries and try again."]}
 
 
+# --- what one anonymous request can cost ---
+
+HOSTILE_PASSWORD = "Ab1." * 25_000  # 100,000 characters
+DOTTED_EMAIL = ".".join(["ab"] * 80) + "@" + ".".join(["cd"] * 20) + ".com"  # 240 characters, 101 parts
+TOO_LONG = ["This password is too long. It must contain at most 4096 bytes."]
+
+
+def cpu_seconds_of(call):
+    """The CPU time this thread spends on `call` (the test client runs the app in this thread)."""
+    started = time.thread_time()
+    result = call()
+    return result, time.thread_time() - started
+
+
+@pytest.mark.parametrize("confirmation", ["different", "same"])
+def test_a_hostile_registration_is_answered_at_once(client, confirmation):
+    body = {"email": DOTTED_EMAIL, "password": HOSTILE_PASSWORD,
+            "confirmed_password": HOSTILE_PASSWORD if confirmation == "same" else HOSTILE_PASSWORD[:-1]}  # fmt: skip
+    client.post("/api/register/", json=body)  # the first request of a process loads the common passwords
+    response, cpu = cpu_seconds_of(lambda: client.post("/api/register/", json=body))
+    assert response.status_code == 400
+    expected = {"password": TOO_LONG}
+    if confirmation == "different":
+        expected["confirmed_password"] = ["Passwords do not match."]
+    assert response.get_json() == expected
+    assert cpu < 0.05, f"{cpu * 1000:.0f} ms of CPU"
+
+
+def test_a_password_just_under_the_cap_is_still_checked_quickly(client):
+    password = ("ab." * 1400)[:4000]
+    body = {"email": DOTTED_EMAIL, "password": password, "confirmed_password": password + "x"}
+    client.post("/api/register/", json=body)
+    response, cpu = cpu_seconds_of(lambda: client.post("/api/register/", json=body))
+    assert response.status_code == 400
+    assert response.get_json() == {"confirmed_password": ["Passwords do not match."]}
+    assert cpu < 0.05, f"{cpu * 1000:.0f} ms of CPU"
+
+
+def test_a_hostile_password_confirmation_is_answered_at_once(app, client):
+    uid, token = _reset_link(app, create_user(app, email=DOTTED_EMAIL))
+    body = {"new_password": HOSTILE_PASSWORD, "confirm_password": HOSTILE_PASSWORD[:-1]}
+    client.post(f"/api/password_confirm/{uid}/{token}/", json=body)
+    response, cpu = cpu_seconds_of(lambda: client.post(f"/api/password_confirm/{uid}/{token}/", json=body))
+    assert response.status_code == 400
+    assert response.get_json() == {"confirm_password": ["Passwords do not match."]}
+    same = {"new_password": HOSTILE_PASSWORD, "confirm_password": HOSTILE_PASSWORD}
+    response, cpu_same = cpu_seconds_of(lambda: client.post(f"/api/password_confirm/{uid}/{token}/", json=same))
+    assert response.status_code == 400 and response.get_json() == {"new_password": TOO_LONG}
+    assert max(cpu, cpu_same) < 0.05, f"{cpu * 1000:.0f} / {cpu_same * 1000:.0f} ms of CPU"
+
+
+def test_an_over_long_password_at_login_is_refused_without_hashing(app, client):
+    create_user(app)
+    response, cpu = cpu_seconds_of(
+        lambda: client.post("/api/login/", json={"email": "viewer@example.com", "password": HOSTILE_PASSWORD})
+    )
+    assert response.status_code == 401 and response.get_json() == {"detail": "Invalid credentials"}
+    assert cpu < 0.05, f"{cpu * 1000:.0f} ms of CPU"
+
+
+def test_health_answers_while_four_hostile_registrations_run(app, serve_app):
+    """The audit's attack: four hostile bodies at once took every waitress thread for seconds."""
+    base = serve_app(app)
+    body = json.dumps({"email": DOTTED_EMAIL, "password": HOSTILE_PASSWORD, "confirmed_password": "x"}).encode()
+
+    def hostile():
+        request = urllib.request.Request(f"{base}/api/register/", data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        for _ in range(5):
+            try:
+                urllib.request.urlopen(request, timeout=30)
+            except urllib.error.HTTPError as error:
+                assert error.code == 400
+                error.close()
+
+    attackers = [threading.Thread(target=hostile) for _ in range(4)]
+    for attacker in attackers:
+        attacker.start()
+    started = time.monotonic()
+    with urllib.request.urlopen(f"{base}/api/health/", timeout=30) as health:
+        assert health.status == 200
+    waited = time.monotonic() - started
+    for attacker in attackers:
+        attacker.join(timeout=60)
+    assert waited < 2, f"/api/health/ answered after {waited:.1f} s"
+
+
 # --- activation errors ---
 
 
@@ -276,6 +367,44 @@ def test_activation_with_bad_or_expired_token(app, client):
     response = client.get(f"/api/activate/{uid}/{token}/")
     assert response.status_code == 400
     assert response.get_json() == {"error": "Invalid activation link."}
+
+
+def _set_active(app, user_id, active):
+    with app.app_context():
+        db.session.get(User, user_id).is_active = active
+        db.session.commit()
+
+
+def test_an_activation_link_works_once_whatever_happens_to_the_account_later(app, client):
+    user_id = create_user(app, active=False)
+    with app.app_context():
+        token = tokens.make_account_token(db.session.get(User, user_id), tokens.ACTIVATION)
+    link = f"/api/activate/{tokens.encode_uid(user_id)}/{token}/"
+    assert client.get(link).get_json() == {"message": "Account successfully activated."}
+    _set_active(app, user_id, False)  # staff deactivate the account
+    response = client.get(link)
+    assert response.status_code == 400 and response.get_json() == {"error": "Invalid activation link."}
+    assert client.post("/api/login/", json={"email": "viewer@example.com", "password": PASSWORD}).status_code == 403
+    _set_active(app, user_id, True)
+    _set_active(app, user_id, False)
+    assert client.get(link).status_code == 400
+
+
+def test_an_account_activated_by_staff_cannot_be_activated_again_by_its_old_link(app, client):
+    user_id = create_user(app, active=False)
+    with app.app_context():
+        token = tokens.make_account_token(db.session.get(User, user_id), tokens.ACTIVATION)
+    _set_active(app, user_id, True)
+    _set_active(app, user_id, False)
+    assert client.get(f"/api/activate/{tokens.encode_uid(user_id)}/{token}/").status_code == 400
+
+
+def test_a_reset_link_works_once(app, client):
+    uid, token = _reset_link(app, create_user(app))
+    body = {"new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD}
+    assert client.post(f"/api/password_confirm/{uid}/{token}/", json=body).status_code == 200
+    again = client.post(f"/api/password_confirm/{uid}/{token}/", json={**body})
+    assert again.status_code == 400 and again.get_json() == {"error": "Invalid or expired reset link."}
 
 
 def test_uid_is_urlsafe_base64_of_the_id_without_padding():

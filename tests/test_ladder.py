@@ -4,7 +4,7 @@ running ffmpeg."""
 import pytest
 
 from videoflix.media.ladder import STANDARD_RUNGS, build_hls_command, build_ladder, keyframe_interval, transcode_timeout
-from videoflix.media.playlists import RenditionStats, build_master_playlist
+from videoflix.media.playlists import RenditionStats, master_playlist, variants
 from videoflix.media.probe import Probe
 
 
@@ -96,7 +96,7 @@ def test_master_playlist_lists_every_rung_with_its_attributes():
     source = probe(1280, 720, fps=30)
     rungs = build_ladder(source)
     stats = {"480p": RenditionStats(900_000, 700_000), "720p": RenditionStats(2_500_000, 2_000_000)}
-    assert build_master_playlist(rungs, stats, source).splitlines() == [
+    assert master_playlist(variants(rungs, stats, source)).splitlines() == [
         "#EXTM3U",
         "#EXT-X-VERSION:6",
         "#EXT-X-INDEPENDENT-SEGMENTS",
@@ -109,5 +109,5 @@ def test_master_playlist_lists_every_rung_with_its_attributes():
 
 def test_master_playlist_without_audio_names_only_the_video_codec():
     source = probe(854, 480, audio=False)
-    playlist = build_master_playlist(build_ladder(source), {"480p": RenditionStats(1, 1)}, source)
+    playlist = master_playlist(variants(build_ladder(source), {"480p": RenditionStats(1, 1)}, source))
     assert 'CODECS="avc1.64001f"' in playlist

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from tests.helpers import add_subtitle, csrf_token, import_video, only_video
 from videoflix.extensions import db
-from videoflix.media import subtitles
+from videoflix.media import playlists, subtitles
 from videoflix.videos.models import Subtitle
 
 SRT = (
@@ -55,18 +55,51 @@ def test_a_track_is_cut_to_the_segment_grid_on_the_video_clock():
     assert "La fin" in files["001.vtt"] and "-->" not in files["002.vtt"]
 
 
+VARIANT = playlists.Variant("480p/index.m3u8", 1, 1, 2, 2, "avc1.64001f", 25.0)
+
+
 def test_the_master_playlist_gains_and_loses_subtitle_renditions():
-    master = "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-STREAM-INF:BANDWIDTH=1,RESOLUTION=2x2\n480p/index.m3u8\n"
-    tracks = [subtitles.Track(3, "fr", 'Fran"çais', True), subtitles.Track(4, "en", "English", False)]
-    with_tracks = subtitles.with_subtitles(master, tracks)
+    master = playlists.master_playlist([VARIANT])
+    tracks = [subtitles.Track(3, "fr", "Français", True), subtitles.Track(4, "en", "English", False)]
+    with_tracks = playlists.master_playlist([VARIANT], tracks)
     parsed = m3u8.loads(with_tracks)
     assert [(m.type, m.language, m.name, m.default, m.uri) for m in parsed.media] == [
         ("SUBTITLES", "fr", "Français", "YES", "subs/3/index.m3u8"),
         ("SUBTITLES", "en", "English", "NO", "subs/4/index.m3u8"),
     ]
     assert [playlist.stream_info.subtitles for playlist in parsed.playlists] == ["subs"]
-    assert subtitles.with_subtitles(with_tracks, tracks) == with_tracks  # republishing replaces
-    assert subtitles.with_subtitles(with_tracks, []) == master
+    assert "SUBTITLES" not in master and len(master.split("\n")) == 6
+
+
+# Every character that some parser or player takes as the end of a line, and the quote.
+SEPARATORS = ["\n", "\r", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "\x00", '"']
+
+
+@pytest.mark.parametrize("separator", SEPARATORS, ids=[f"U+{ord(c):04X}" for c in SEPARATORS])
+def test_a_label_that_could_break_a_playlist_line_is_refused_and_never_written(separator):
+    label = f"English{separator}#EXT-X-STREAM-INF:BANDWIDTH=9{separator}https://evil.example/x.m3u8"
+    assert subtitles.label_problem(label) == (
+        "A label may not contain quotes, control characters or line breaks of any kind."
+    )
+    with pytest.raises(ValueError, match="not a track"):
+        subtitles.media_line(subtitles.Track(1, "en", label, True))
+    cleaned = subtitles.clean_label(label)  # what a track stored before the check becomes
+    master = playlists.master_playlist([VARIANT], [subtitles.Track(1, "en", cleaned, True)])
+    assert master.splitlines() == master.split("\n")[:-1]  # no line break of any kind inside a line
+    assert [line for line in master.splitlines() if line.startswith("#EXT-X-STREAM-INF")] == [
+        '#EXT-X-STREAM-INF:BANDWIDTH=1,AVERAGE-BANDWIDTH=1,RESOLUTION=2x2,CODECS="avc1.64001f",FRAME-RATE=25.000,'
+        'SUBTITLES="subs"'
+    ]
+    assert [playlist.uri for playlist in m3u8.loads(master).playlists] == ["480p/index.m3u8"]
+
+
+def test_a_legacy_master_keeps_only_the_variants_of_the_video_s_own_renditions():
+    forged = (
+        '#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=100,RESOLUTION=854x480,CODECS="avc1.64001f"\n480p/index.m3u8\n'
+        "#EXT-X-STREAM-INF:BANDWIDTH=9,RESOLUTION=2x2\nhttps://evil.example/x.m3u8\n"
+    )
+    found = playlists.variants_of_legacy_master(forged, ["480p"])
+    assert found == [playlists.Variant("480p/index.m3u8", 100, 100, 854, 480, "avc1.64001f", 25.0)]
 
 
 # --- through the admin and the API ---
@@ -75,6 +108,32 @@ def test_the_master_playlist_gains_and_loses_subtitle_renditions():
 @pytest.fixture
 def staff(admin_client):
     return admin_client
+
+
+def test_republishing_writes_the_master_from_data_never_from_the_stored_text(app, runner, staff, client, auth, clips):
+    """A master that an earlier label had forged (a stream on another site), published before the
+    variants were kept as data: the next republish keeps only the video's own renditions."""
+    assert import_video(runner, clips["small"], "Forged").exit_code == 0
+    video = only_video(app)
+    version = Path(app.config["MEDIA_ROOT"]) / video.hls_path
+    (version / playlists.VARIANTS_FILE).unlink()
+    master = version / "master.m3u8"
+    master.write_text(
+        master.read_text() + "#EXT-X-STREAM-INF:BANDWIDTH=9,RESOLUTION=2x2\nhttps://evil.example/x.m3u8\n"
+    )
+    assert add_subtitle(staff, video.id, BOM_AND_LATIN1).status_code == 302
+    with app.app_context():  # as if stored before labels were checked: a line separator in it
+        db.session.execute(sa.update(Subtitle).values(label="Fran\u2028çais"))
+        db.session.commit()
+    english = add_subtitle(staff, video.id, BOM_AND_LATIN1, language="en", label="English", default=False)
+    assert english.status_code == 302
+
+    auth.signed_in()
+    text = client.get(f"/api/video/{video.id}/master.m3u8").get_data(as_text=True)
+    assert "evil.example" not in text and "\u2028" not in text
+    assert [p.uri for p in m3u8.loads(text).playlists] == ["480p/index.m3u8"]
+    assert [m.name for m in m3u8.loads(text).media] == ["Français", "English"]
+    assert (version / playlists.VARIANTS_FILE).is_file() is False  # the legacy version is read, not rewritten
 
 
 def test_staff_add_and_remove_tracks_and_viewers_get_them_in_hls(app, runner, staff, client, auth, clips):
@@ -86,6 +145,8 @@ def test_staff_add_and_remove_tracks_and_viewers_get_them_in_hls(app, runner, st
     refused = add_subtitle(staff, video.id, b"just some words\n", language="en", label="English", default=False)
     assert refused.status_code == 200 and "could not be read as SRT or WebVTT" in refused.get_data(as_text=True)
     assert "Use a language code" in add_subtitle(staff, video.id, BOM_AND_LATIN1, language="French").get_data(True)
+    forged_label = add_subtitle(staff, video.id, BOM_AND_LATIN1, label="Fr\u2028#EXT-X-STREAM-INF:BANDWIDTH=9")
+    assert "A label may not contain quotes, control characters" in forged_label.get_data(as_text=True)
 
     auth.signed_in()
     master = m3u8.loads(client.get(f"/api/video/{video.id}/master.m3u8").get_data(as_text=True))

@@ -5,11 +5,12 @@ by Flask-Admin's SecureForm."""
 
 import tempfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import current_app, flash, g, redirect, request, session, url_for
+from flask import current_app, flash, g, redirect, request, url_for
 from flask_admin import Admin, AdminIndexView, BaseView, expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
@@ -21,9 +22,10 @@ from wtforms import EmailField, FileField, HiddenField, PasswordField, SelectFie
 from wtforms.validators import DataRequired, InputRequired, Length, StopValidation, ValidationError
 
 from videoflix import errors
+from videoflix.auth import staff
 from videoflix.auth.limits import auth_limit
 from videoflix.auth.models import User, user_by_credentials
-from videoflix.auth.staff import STAFF_SESSION_KEY, current_staff
+from videoflix.auth.staff import current_staff
 from videoflix.extensions import db, limiter
 from videoflix.media import subtitles
 from videoflix.media.probe import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, NotAVideo, check_image, probe
@@ -73,8 +75,9 @@ class StaffIndexView(AdminIndexView):
         if request.method == "POST" and form.validate():
             user = user_by_credentials(form.email.data, form.password.data)
             if user is not None and user.is_active and user.is_staff:
-                session.clear()
-                session[STAFF_SESSION_KEY] = user.id
+                user.last_login = datetime.now(UTC)
+                db.session.commit()
+                staff.sign_in(user)
                 return redirect(_safe_next(request.args.get("next")) or url_for(".index"))
             flash("Invalid credentials, or not a staff account.", "error")
         return self.render("admin/videoflix_login.html", form=form)
@@ -82,7 +85,7 @@ class StaffIndexView(AdminIndexView):
     @expose("/logout/", methods=("POST",))
     def logout(self):
         if SecureForm(request.form).validate():
-            session.pop(STAFF_SESSION_KEY, None)
+            staff.sign_out()
         return redirect(url_for(".login"))
 
 
@@ -362,6 +365,12 @@ def validate_language(_form, field):
         raise ValidationError('Use a language code such as "en", "de" or "pt-BR".')
 
 
+def validate_label(_form, field):
+    problem = subtitles.label_problem(field.data or "")
+    if problem:
+        raise ValidationError(problem)
+
+
 class SubtitleAdmin(StaffOnly, ModelView):
     """Subtitle tracks: a file per language, published into the video's HLS without re-encoding."""
 
@@ -372,7 +381,7 @@ class SubtitleAdmin(StaffOnly, ModelView):
     form_columns = ("video", "language", "label", "is_default", "subtitle_file")
     form_args = {
         "language": {"validators": [InputRequired(), validate_language]},
-        "label": {"validators": [InputRequired(), Length(max=64)]},
+        "label": {"validators": [InputRequired(), Length(max=64), validate_label]},
         "video": {"validators": [InputRequired()]},
     }
     form_extra_fields = {
@@ -415,15 +424,59 @@ class SubtitleAdmin(StaffOnly, ModelView):
         republish_subtitles(model.video_id)
 
 
+NOT_YOURS = "Only a superuser can change staff accounts or grant and remove the staff role."
+SUPERUSERS_FROM_CLI = "Superuser accounts are managed with `flask create-admin --superuser`."
+
+
+def may_manage(manager, user):
+    """Staff manage viewers; a superuser also manages staff; superusers only from the command line."""
+    if user.is_superuser:
+        return False
+    return manager.is_superuser or not user.is_staff
+
+
 class UserAdmin(StaffOnly, ModelView):
+    """Accounts. Staff see and manage viewers; a superuser sees everyone and grants or removes the
+    staff role (which, like any role change, ends that user's sessions)."""
+
     form_base_class = SecureForm
     can_create = False
-    column_list = ("email", "is_active", "is_staff", "date_joined", "last_login")
+    column_list = ("email", "is_active", "is_staff", "is_superuser", "date_joined", "last_login")
     column_searchable_list = ("email",)
     column_filters = ("is_active", "is_staff")
-    column_editable_list = ("is_active", "is_staff")
+    column_editable_list = ("is_active",)
     column_default_sort = ("date_joined", True)
     form_columns = ("is_active", "is_staff")
+
+    def _visible(self, query):
+        return query if current_staff().is_superuser else query.filter(User.is_staff.is_(False))
+
+    def get_query(self):
+        return self._visible(super().get_query())
+
+    def get_count_query(self):
+        return self._visible(super().get_count_query())
+
+    def get_one(self, id):
+        user = super().get_one(id)
+        return user if user is not None and (current_staff().is_superuser or not user.is_staff) else None
+
+    def edit_form(self, obj=None):
+        form = super().edit_form(obj)
+        if not current_staff().is_superuser:
+            del form.is_staff
+        return form
+
+    def on_model_change(self, form, model, is_created):
+        manager = current_staff()
+        if not may_manage(manager, model) or (model.is_staff and not manager.is_superuser):
+            raise ValidationError(SUPERUSERS_FROM_CLI if model.is_superuser else NOT_YOURS)
+
+    def delete_model(self, model):
+        if not may_manage(current_staff(), model):
+            flash(SUPERUSERS_FROM_CLI if model.is_superuser else NOT_YOURS, "error")
+            return False
+        return super().delete_model(model)
 
     @action("activate", "Activate")
     def action_activate(self, ids):
@@ -435,10 +488,15 @@ class UserAdmin(StaffOnly, ModelView):
 
     def _set_active(self, ids, active):
         # Through the ORM, so that a deactivation also moves the users' token version on.
-        for user in db.session.scalars(sa.select(User).where(User.id.in_(_ids(ids)))):
+        manager = current_staff()
+        users = db.session.scalars(sa.select(User).where(User.id.in_(_ids(ids)))).all()
+        allowed = [user for user in users if may_manage(manager, user)]
+        for user in allowed:
             user.is_active = active
         db.session.commit()
-        flash(f"{'Activated' if active else 'Deactivated'} {len(ids)} user(s).", "success")
+        flash(f"{'Activated' if active else 'Deactivated'} {len(allowed)} user(s).", "success")
+        if len(allowed) < len(users):
+            flash(f"{len(users) - len(allowed)} account(s) left unchanged: {NOT_YOURS}", "error")
 
 
 class QueueView(StaffOnly, BaseView):

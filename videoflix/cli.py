@@ -36,9 +36,10 @@ def fail(message):
 @click.command("create-admin")
 @click.option("--email", prompt=True)
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--superuser", is_flag=True, help="Also manage staff: grant and remove the staff role.")
 @with_appcontext
-def create_admin(email, password):
-    """Create an active staff user who can sign in to /admin/."""
+def create_admin(email, password, superuser):
+    """Create an active staff user who can sign in to /admin/ (with --superuser, one who manages staff)."""
     email = normalize_email(email)
     if "@" not in email:
         fail("that is not an email address.")
@@ -47,11 +48,11 @@ def create_admin(email, password):
     problems = password_problems(password, email)
     if problems:
         fail(" ".join(problems))
-    user = User(email=email, is_active=True, is_staff=True)
+    user = User(email=email, is_active=True, is_staff=True, is_superuser=superuser)
     user.set_password(password)
     db.session.add(user)
     db.session.commit()
-    click.echo(f"Created staff user {email}.")
+    click.echo(f"Created {'superuser' if superuser else 'staff user'} {email}.")
 
 
 @click.command("worker")

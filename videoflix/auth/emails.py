@@ -50,7 +50,7 @@ def deliver(message):
 @task(retries=3, retry_delay=30)
 def send_activation_email(user_id):
     user = db.session.get(User, user_id)
-    if user is None or user.is_active:
+    if user is None or user.activated_at is not None:
         return
     link = account_link("activate.html", user, tokens.ACTIVATION)
     deliver(build_message(ACTIVATION_SUBJECT, "activation", user, link))

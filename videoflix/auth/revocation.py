@@ -79,7 +79,7 @@ def revoke(*claims_of_tokens):
     bump_epoch()
 
 
-def _is_revoked(jti):
+def is_revoked(jti):
     if current_app.config["REDIS_URL"]:
         return bool(_redis().exists(f"{REVOKED_PREFIX}{jti}"))
     return db.session.get(RevokedToken, jti) is not None
@@ -105,7 +105,7 @@ def user_accepts(user, claims):
 def is_live(claims):
     """The full check: not revoked, and its user accepts it (one query, one revocation lookup)."""
     user = db.session.get(User, int(claims["sub"]))  # the verifier checked it is an id
-    return user_accepts(user, claims) and not _is_revoked(claims["jti"])
+    return user_accepts(user, claims) and not is_revoked(claims["jti"])
 
 
 def _live_tokens():

@@ -54,7 +54,7 @@ def register():
 @bp.get("/activate/<uidb64>/<token>/")
 def activate(uidb64, token):
     user = tokens.user_for_account_token(uidb64, token, tokens.ACTIVATION)
-    if user is None or user.is_active:
+    if user is None or user.is_active or user.activated_at is not None:  # single-use for good
         raise JSONError(400, {"error": INVALID_ACTIVATION})
     user.is_active = True
     db.session.commit()

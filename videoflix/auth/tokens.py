@@ -52,7 +52,7 @@ def decode_uid(uidb64):
 
 def _state_fingerprint(user, purpose):
     """What the token's action changes; once it changed, the token no longer matches."""
-    state = f"{user.is_active}" if purpose == ACTIVATION else user.password_hash
+    state = f"activated:{user.activated_at is not None}" if purpose == ACTIVATION else user.password_hash
     return hashlib.sha256(state.encode()).hexdigest()[:16]
 
 

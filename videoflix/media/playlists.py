@@ -1,9 +1,12 @@
 """HLS playlists: what a finished rendition measures, and the multivariant (master) playlist."""
 
-from dataclasses import dataclass
+import json
+import re
+from dataclasses import asdict, dataclass
 
 import m3u8
 
+from videoflix.media import subtitles
 from videoflix.media.ffmpeg import FFmpegFailed
 
 AUDIO_CODEC = "mp4a.40.2"  # AAC-LC
@@ -31,18 +34,101 @@ def rendition_stats(folder):
     return RenditionStats(peak_bps=int(peak), average_bps=int(total_bytes * 8 / max(total_seconds, 0.001)))
 
 
-def build_master_playlist(rungs, stats, probe):
-    """The multivariant playlist: one EXT-X-STREAM-INF per rung, from measured bitrates."""
-    codecs = [AUDIO_CODEC] if probe.has_audio else []
+@dataclass(frozen=True)
+class Variant:
+    """One EXT-X-STREAM-INF of the master playlist, as data: the master is always written from
+    these (kept beside it as VARIANTS_FILE), never by editing an earlier playlist's text."""
+
+    uri: str
+    bandwidth: int
+    average_bandwidth: int
+    width: int
+    height: int
+    codecs: str
+    frame_rate: float
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls(
+            uri=str(data["uri"]),
+            bandwidth=int(data["bandwidth"]),
+            average_bandwidth=int(data["average_bandwidth"]),
+            width=int(data["width"]),
+            height=int(data["height"]),
+            codecs=str(data["codecs"]),
+            frame_rate=float(data["frame_rate"]),
+        )
+
+
+VARIANTS_FILE = "variants.json"
+VARIANT_URI = re.compile(r"[0-9]{3,4}p/index\.m3u8")
+CODECS = re.compile(r"[A-Za-z0-9.]+(,[A-Za-z0-9.]+)*")
+
+
+def variants(rungs, stats, probe):
+    """The master's variants: one per rung, from the bitrates the finished renditions measure."""
+    audio = [AUDIO_CODEC] if probe.has_audio else []
+    return [
+        Variant(
+            uri=f"{rung.name}/index.m3u8",
+            bandwidth=stats[rung.name].peak_bps,
+            average_bandwidth=stats[rung.name].average_bps,
+            width=rung.width,
+            height=rung.height,
+            codecs=",".join([rung.codecs, *audio]),
+            frame_rate=probe.fps or 25,
+        )
+        for rung in rungs
+    ]
+
+
+def variants_json(variant_list):
+    return json.dumps([asdict(variant) for variant in variant_list], indent=1)
+
+
+def variants_from_json(text):
+    return [Variant.from_dict(item) for item in json.loads(text)]
+
+
+def master_playlist(variant_list, tracks=()):
+    """The multivariant playlist from its variants and subtitle tracks; every value written is
+    checked against an allow-list, so no input can add a line."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-INDEPENDENT-SEGMENTS"]
-    for rung in rungs:
-        rendition = stats[rung.name]
+    lines += [subtitles.media_line(track) for track in tracks]
+    for variant in variant_list:
+        if not VARIANT_URI.fullmatch(variant.uri) or not CODECS.fullmatch(variant.codecs):
+            raise ValueError(f"not a variant of ours: {variant}")
         attributes = [
-            f"BANDWIDTH={rendition.peak_bps}",
-            f"AVERAGE-BANDWIDTH={rendition.average_bps}",
-            f"RESOLUTION={rung.width}x{rung.height}",
-            f'CODECS="{",".join([rung.codecs, *codecs])}"',
-            f"FRAME-RATE={probe.fps or 25:.3f}",
+            f"BANDWIDTH={variant.bandwidth:d}",
+            f"AVERAGE-BANDWIDTH={variant.average_bandwidth:d}",
+            f"RESOLUTION={variant.width:d}x{variant.height:d}",
+            f'CODECS="{variant.codecs}"',
+            f"FRAME-RATE={variant.frame_rate:.3f}",
         ]
-        lines += [f"#EXT-X-STREAM-INF:{','.join(attributes)}", f"{rung.name}/index.m3u8"]
+        if tracks:
+            attributes.append(f'SUBTITLES="{subtitles.GROUP}"')
+        lines += [f"#EXT-X-STREAM-INF:{','.join(attributes)}", variant.uri]
     return "\n".join(lines) + "\n"
+
+
+def variants_of_legacy_master(text, renditions):
+    """Variants read back from a master written before VARIANTS_FILE existed, keeping only the
+    entries that name one of the video's own renditions (what a forged line added is dropped)."""
+    allowed = {f"{name}/index.m3u8" for name in renditions}
+    found = []
+    for entry in m3u8.loads(text).playlists:
+        info = entry.stream_info
+        if entry.uri not in allowed or not info.resolution or not info.bandwidth:
+            continue
+        found.append(
+            Variant(
+                uri=entry.uri,
+                bandwidth=int(info.bandwidth),
+                average_bandwidth=int(info.average_bandwidth or info.bandwidth),
+                width=int(info.resolution[0]),
+                height=int(info.resolution[1]),
+                codecs=info.codecs or "",
+                frame_rate=float(info.frame_rate or 25),
+            )
+        )
+    return list({variant.uri: variant for variant in found}.values())

@@ -4,6 +4,7 @@ the MPEG-TS timestamps, and the master playlist's EXT-X-MEDIA entries. Pure: no 
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import pysubs2
@@ -14,6 +15,9 @@ GROUP = "subs"
 FOLDER = "subs"  # inside a published version: subs/<track id>/index.m3u8 and its segments
 MPEGTS_CLOCK = 90_000
 LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")  # BCP 47, as HLS wants it
+# Control characters (CR, LF, VT, FF, NEL, ...), line and paragraph separators (U+2028, U+2029),
+# and format, surrogate, private and unassigned code points.
+FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 class SubtitleProblem(ValueError):
@@ -81,24 +85,24 @@ def segment(webvtt, durations, start_pts):
     return "\n".join([*lines, "#EXT-X-ENDLIST"]) + "\n", files
 
 
-def with_subtitles(master, tracks):
-    """The master playlist with one EXT-X-MEDIA per track and SUBTITLES on every variant (and
-    without any earlier subtitle entries, so republishing replaces them)."""
-    lines = [line for line in master.splitlines() if not line.startswith("#EXT-X-MEDIA:TYPE=SUBTITLES")]
-    lines = [re.sub(rf',SUBTITLES="{GROUP}"', "", line) for line in lines]
-    if not tracks:
-        return "\n".join(lines) + "\n"
-    media = [
-        f'#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="{GROUP}",LANGUAGE="{track.language}",NAME="{_quoted(track.label)}",'
+def label_problem(label):
+    """Why `label` cannot name a track in a playlist, or None: no quotes, no control characters
+    and no Unicode line or paragraph separators (each would end or break the playlist line)."""
+    if any(character == '"' or unicodedata.category(character) in FORBIDDEN_CATEGORIES for character in label):
+        return "A label may not contain quotes, control characters or line breaks of any kind."
+    return None
+
+
+def clean_label(label):
+    """`label` without what label_problem refuses (for tracks stored before it was refused)."""
+    return "".join(c for c in label if c != '"' and unicodedata.category(c) not in FORBIDDEN_CATEGORIES)
+
+
+def media_line(track):
+    """The master playlist's EXT-X-MEDIA entry of a track (values checked again here)."""
+    if not LANGUAGE.fullmatch(track.language) or label_problem(track.label) or not isinstance(track.id, int):
+        raise ValueError(f"not a track that can be written into a playlist: {track!r}")
+    return (
+        f'#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="{GROUP}",LANGUAGE="{track.language}",NAME="{track.label}",'
         f'DEFAULT={"YES" if track.default else "NO"},AUTOSELECT=YES,URI="{track.folder}/index.m3u8"'
-        for track in tracks
-    ]
-    first_variant = next(index for index, line in enumerate(lines) if line.startswith("#EXT-X-STREAM-INF:"))
-    lines = lines[:first_variant] + media + lines[first_variant:]
-    lines = [f'{line},SUBTITLES="{GROUP}"' if line.startswith("#EXT-X-STREAM-INF:") else line for line in lines]
-    return "\n".join(lines) + "\n"
-
-
-def _quoted(text):
-    """A quoted-string attribute of HLS may hold neither quotes nor line breaks."""
-    return re.sub(r'["\r\n]', "", text)
+    )

@@ -17,7 +17,7 @@ from pathlib import Path
 from flask import current_app
 
 from videoflix.extensions import db
-from videoflix.media import ladder, playlists, storyboard, subtitles
+from videoflix.media import ladder, playlists, storyboard
 from videoflix.media.ffmpeg import FFmpegFailed, ffmpeg_binary, run_ffmpeg
 from videoflix.media.probe import Probe, probe
 from videoflix.pipeline import analysis, cleanup
@@ -106,8 +106,9 @@ def package(t):
     lowest = t.output / t.rungs[0].name
     durations, start_pts = subtitle_renditions.grid(lowest / "index.m3u8", lowest / "000.ts")
     tracks = subtitle_renditions.write_renditions(t.output, t.video.id, durations, start_pts, t.job.workspace)
-    master = playlists.build_master_playlist(t.rungs, stats, t.info)
-    (t.output / "master.m3u8").write_text(subtitles.with_subtitles(master, tracks))
+    variants = playlists.variants(t.rungs, stats, t.info)
+    (t.output / playlists.VARIANTS_FILE).write_text(playlists.variants_json(variants))
+    (t.output / "master.m3u8").write_text(playlists.master_playlist(variants, tracks))
 
 
 def make_storyboard(t):

@@ -11,7 +11,7 @@ import m3u8
 import sqlalchemy as sa
 
 from videoflix.extensions import db
-from videoflix.media import subtitles
+from videoflix.media import playlists, subtitles
 from videoflix.queue import task
 from videoflix.storage import media_store
 from videoflix.videos.models import Subtitle, Video
@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 def tracks_of(video_id):
     rows = db.session.scalars(sa.select(Subtitle).where(Subtitle.video_id == video_id).order_by(Subtitle.id)).all()
-    return rows, [subtitles.Track(row.id, row.language, row.label, row.is_default) for row in rows]
+    tracks = [subtitles.Track(row.id, row.language, subtitles.clean_label(row.label), row.is_default) for row in rows]
+    return rows, tracks
 
 
 def grid(playlist, first_segment):
@@ -54,6 +55,18 @@ def write_renditions(output, video_id, durations, start_pts, scratch):
     return written
 
 
+def stored_variants(video, scratch):
+    """The published version's variants: its VARIANTS_FILE, or for a version published before that
+    file existed, the entries of its master that name the video's own renditions."""
+    store, version = media_store(), video.hls_path
+    try:
+        with store.local_file(f"{version}/{playlists.VARIANTS_FILE}", folder=scratch) as stored:
+            return playlists.variants_from_json(Path(stored).read_text())
+    except FileNotFoundError:
+        with store.local_file(f"{version}/{MASTER}", folder=scratch) as master:
+            return playlists.variants_of_legacy_master(Path(master).read_text(), video.renditions)
+
+
 @task(retries=3, retry_delay=10)
 def republish(video_id):
     """Put the video's current subtitle tracks into its published version, then its master playlist."""
@@ -72,9 +85,7 @@ def republish(video_id):
         tracks = write_renditions(output, video_id, durations, start_pts, scratch)
         for track in tracks:
             store.put_tree(output / track.folder, f"{version}/{track.folder}")
-        with store.local_file(f"{version}/{MASTER}", folder=scratch) as master:
-            text = Path(master).read_text()
-        (scratch / MASTER).write_text(subtitles.with_subtitles(text, tracks))
+        (scratch / MASTER).write_text(playlists.master_playlist(stored_variants(video, scratch), tracks))
         store.put_file(f"{version}/{MASTER}", scratch / MASTER)  # one atomic replace
     live = {track.folder for track in tracks}
     stale = {"/".join(o.key.split("/")[3:5]) for o in store.list(f"{version}/{subtitles.FOLDER}")} - live
