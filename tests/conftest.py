@@ -116,9 +116,9 @@ def runner(app):
     return app.test_cli_runner()
 
 
-def create_user(app, email="viewer@example.com", password=PASSWORD, active=True, staff=False):
+def create_user(app, email="viewer@example.com", password=PASSWORD, active=True, staff=False, superuser=False):
     with app.app_context():
-        user = User(email=email, is_active=active, is_staff=staff)
+        user = User(email=email, is_active=active, is_staff=staff, is_superuser=superuser)
         user.set_password(password)
         db.session.add(user)
         db.session.commit()

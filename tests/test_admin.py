@@ -209,6 +209,72 @@ def test_staff_can_sign_out(staff):
     assert staff.get("/admin/video/").status_code == 302
 
 
+# --- roles: staff manage viewers, a superuser manages staff ---
+
+
+def _signed_in(app, email, superuser=False):
+    create_user(app, email=email, staff=True, superuser=superuser)
+    client = app.test_client()
+    assert admin_login(client, email=email).status_code == 302
+    return client
+
+
+def _user(app, user_id):
+    with app.app_context():
+        user = db.session.get(User, user_id)
+        return user.is_active, user.is_staff
+
+
+def test_staff_manage_viewers_but_cannot_touch_staff_or_grant_the_role(app, admin_client):
+    viewer_id = create_user(app, email="viewer@example.com")
+    colleague_id = create_user(app, email="colleague@example.com", staff=True)
+    listing = admin_client.get("/admin/user/").get_data(as_text=True)
+    assert "viewer@example.com" in listing and "colleague@example.com" not in listing
+
+    edit = admin_client.get(f"/admin/user/edit/?id={colleague_id}")
+    assert edit.status_code == 302  # Flask-Admin's "Record does not exist."
+    viewer_form = admin_client.get(f"/admin/user/edit/?id={viewer_id}").get_data(as_text=True)
+    assert 'name="is_active"' in viewer_form and 'name="is_staff"' not in viewer_form
+    url = f"/admin/user/edit/?id={viewer_id}"
+    admin_client.post(url, data={"csrf_token": csrf_token(admin_client, url), "is_active": "y", "is_staff": "y"})
+    assert _user(app, viewer_id) == (True, False)  # the role field is not theirs to send
+
+    data = {
+        "action": "deactivate",
+        "rowid": [colleague_id, viewer_id],
+        "csrf_token": csrf_token(admin_client, "/admin/user/"),
+    }
+    page = admin_client.post("/admin/user/action/", data=data, follow_redirects=True).get_data(as_text=True)
+    assert "Deactivated 1 user(s)." in page and "1 account(s) left unchanged" in page
+    assert _user(app, colleague_id) == (True, True) and _user(app, viewer_id) == (False, False)
+    delete = {"id": colleague_id, "csrf_token": csrf_token(admin_client, "/admin/user/")}
+    admin_client.post("/admin/user/delete/", data=delete)
+    assert _user(app, colleague_id) == (True, True)
+
+
+def test_a_superuser_grants_and_removes_the_staff_role_but_superusers_are_managed_from_the_cli(app):
+    boss = _signed_in(app, "boss@example.com", superuser=True)
+    viewer_id = create_user(app, email="viewer@example.com")
+    other_boss_id = create_user(app, email="other-boss@example.com", staff=True, superuser=True)
+    assert "other-boss@example.com" in boss.get("/admin/user/").get_data(as_text=True)
+    url = f"/admin/user/edit/?id={viewer_id}"
+    assert 'name="is_staff"' in boss.get(url).get_data(as_text=True)
+    boss.post(url, data={"csrf_token": csrf_token(boss, url), "is_active": "y", "is_staff": "y"})
+    assert _user(app, viewer_id) == (True, True)
+    url = f"/admin/user/edit/?id={other_boss_id}"
+    page = boss.post(url, data={"csrf_token": csrf_token(boss, url), "is_active": "y"}, follow_redirects=True)
+    assert "Superuser accounts are managed with" in page.get_data(as_text=True)
+    assert _user(app, other_boss_id) == (True, True)
+
+
+def test_create_admin_makes_a_superuser_on_request(app, runner):
+    result = runner.invoke(args=["create-admin", "--email", "root@example.com", "--password", PASSWORD, "--superuser"])
+    assert result.exit_code == 0 and "Created superuser root@example.com." in result.output
+    with app.app_context():
+        boss = db.session.scalar(sa.select(User).where(User.email == "root@example.com"))
+        assert (boss.is_staff, boss.is_superuser, boss.is_active) == (True, True, True)
+
+
 def test_create_admin_command(app, runner):
     result = runner.invoke(args=["create-admin", "--email", "Boss@Example.com", "--password", PASSWORD])
     assert result.exit_code == 0 and "Created staff user boss@example.com." in result.output

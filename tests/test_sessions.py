@@ -311,3 +311,96 @@ def test_an_unreachable_redis_refuses_with_503_json_not_a_pass(app, app_config, 
     assert response.status_code == 503
     assert response.get_json() == {"detail": "Service temporarily unavailable. Please try again shortly."}
     assert response.headers["Retry-After"] == "5"
+
+
+# --- staff admin sessions end like viewers' sessions ---
+
+SUPERUSER = "boss@example.com"
+
+
+def admin_cookie(client):
+    return client.get_cookie("session").value
+
+
+def with_cookie(app, value):
+    """Another browser (or another web process's client) holding a copy of a session cookie."""
+    client = app.test_client()
+    client.set_cookie("session", value)
+    return client
+
+
+def sees_the_admin(client):
+    response = client.get("/admin/video/")
+    return response.status_code == 200
+
+
+def staff_end_by_admin_logout(app, staff, staff_id):
+    data = {"csrf_token": csrf_token(staff, "/admin/")}
+    assert staff.post("/admin/logout/", data=data).status_code == 302
+
+
+def staff_end_by_password_reset(app, staff, staff_id):
+    end_by_password_reset(app, spa_client(app), None, staff_id)
+
+
+def staff_end_by_deactivation(app, staff, staff_id):
+    _superuser_changes(app, staff_id, {"is_staff": "y"})  # "active" unticked, still staff
+
+
+def staff_end_by_role_change(app, staff, staff_id):
+    boss = _superuser_changes(app, staff_id, {"is_active": "y"})  # staff role removed, account left active
+    _superuser_changes(app, staff_id, {"is_active": "y", "is_staff": "y"}, boss)  # and granted again
+
+
+def _superuser_changes(app, user_id, fields, boss=None):
+    if boss is None:
+        create_user(app, email=SUPERUSER, staff=True, superuser=True)
+        boss = app.test_client()
+        assert admin_login(boss, email=SUPERUSER).status_code == 302
+    url = f"/admin/user/edit/?id={user_id}"
+    response = boss.post(url, data={"csrf_token": csrf_token(boss, url), **fields})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return boss
+
+
+STAFF_ENDINGS = [staff_end_by_admin_logout, staff_end_by_password_reset, staff_end_by_deactivation,
+                 staff_end_by_role_change]  # fmt: skip
+
+
+@pytest.mark.parametrize("end_session", STAFF_ENDINGS, ids=lambda fn: fn.__name__)
+def test_an_ended_staff_session_is_refused_on_every_process_even_from_a_copied_cookie(app, end_session):
+    staff_id = create_user(app, email=STAFF, staff=True)
+    staff = app.test_client()
+    assert admin_login(staff).status_code == 302
+    copied = admin_cookie(staff)
+    other_process = make_app(app.config)  # another web process on the same database and store
+    assert sees_the_admin(with_cookie(app, copied)) and sees_the_admin(with_cookie(other_process, copied))
+
+    end_session(app, staff, staff_id)
+
+    for process in (app, other_process):
+        response = with_cookie(process, copied).get("/admin/video/")
+        assert response.status_code == 302 and response.headers["Location"].startswith("/admin/login/")
+    assert not sees_the_admin(staff)
+    with app.app_context():
+        user = db.session.get(User, staff_id)
+        still_staff = user.is_staff and user.is_active
+    if still_staff and end_session is not staff_end_by_password_reset:
+        assert admin_login(staff).status_code == 302 and sees_the_admin(staff)  # a new sign-in works
+
+
+def test_a_staff_session_ends_after_its_lifetime(app):
+    create_user(app, email=STAFF, staff=True)
+    staff = app.test_client()
+    assert admin_login(staff).status_code == 302
+    app.config["STAFF_SESSION_HOURS"] = -1
+    assert not sees_the_admin(staff)
+
+
+def test_a_forged_or_old_style_admin_cookie_opens_nothing(app):
+    staff_id = create_user(app, email=STAFF, staff=True)
+    serializer = app.session_interface.get_signing_serializer(app)  # signed with the app's real key
+    old_style = serializer.dumps({"staff_user_id": staff_id})
+    malformed = serializer.dumps({"staff": {"id": staff_id, "ver": "0", "sid": 1, "iat": "x"}})
+    for value in (old_style, malformed):
+        assert not sees_the_admin(with_cookie(app, value))
