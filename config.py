@@ -74,9 +74,11 @@ class Config:
     PORT = int(_env("PORT", "8000"))
     # Where clients reach this API (e.g. https://api.videoflix.example): public URLs are built from
     # it, never from a request's Host header. TRUSTED_HOSTS: the host names requests may name (others
-    # get 400); by default PUBLIC_URL's host. Production needs one of the two.
+    # get 400; a leading dot allows subdomains, "*" any host); by default PUBLIC_URL's host, and
+    # without either only loopback names (videoflix/urls.py). Production needs one of the two. Kept
+    # as ALLOWED_HOSTS: Flask's own TRUSTED_HOSTS uses Werkzeug's matcher, which cannot match [::1].
     PUBLIC_URL = (_env("PUBLIC_URL") or "").rstrip("/") or None
-    TRUSTED_HOSTS = _list("TRUSTED_HOSTS", "") or None
+    ALLOWED_HOSTS = _list("TRUSTED_HOSTS", "") or None
     PROXY_COUNT = int(_env("PROXY_COUNT", "0"))
 
     FRONTEND_URL = _env("FRONTEND_URL", "http://127.0.0.1:5500").rstrip("/")
@@ -163,7 +165,7 @@ def derived(settings):
     public_url = settings["PUBLIC_URL"]
     values = {
         "PUBLIC_URL": public_url.rstrip("/") if public_url else None,
-        "TRUSTED_HOSTS": settings["TRUSTED_HOSTS"] or ([urlsplit(public_url).hostname] if public_url else None),
+        "ALLOWED_HOSTS": settings["ALLOWED_HOSTS"] or ([urlsplit(public_url).hostname] if public_url else None),
         "MAX_UPLOAD_BYTES": settings["MAX_UPLOAD_MB"] * 2**20,  # admin uploads; other bodies: MAX_CONTENT_LENGTH
         "SQLALCHEMY_ENGINE_OPTIONS": {"connect_args": {"timeout": 30}} if sqlite else {"pool_pre_ping": True},
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",

@@ -33,8 +33,7 @@ def signed_in(app):
 
 
 def test_public_urls_and_cache_keys_come_from_public_url_whatever_the_host(app_config):
-    with running_app({**app_config, "PUBLIC_URL": "https://videoflix.example/", "TRUSTED_HOSTS": None}) as app:
-        app.config["TRUSTED_HOSTS"] = None  # a proxy that passes any Host: PUBLIC_URL still decides
+    with running_app({**app_config, "PUBLIC_URL": "https://videoflix.example/", "ALLOWED_HOSTS": ["*"]}) as app:
         add_videos(app, 1)
         client, cookie = signed_in(app)
         for number in range(300):
@@ -49,7 +48,7 @@ def test_public_urls_and_cache_keys_come_from_public_url_whatever_the_host(app_c
 
 def test_unknown_hosts_are_refused_when_trusted_hosts_are_set(app_config):
     with running_app({**app_config, "PUBLIC_URL": "https://videoflix.example"}) as app:
-        assert app.config["TRUSTED_HOSTS"] == ["videoflix.example"]  # from PUBLIC_URL
+        assert app.config["ALLOWED_HOSTS"] == ["videoflix.example"]  # from PUBLIC_URL
         add_videos(app, 1)
         client = spa_client(app)
         refused = client.get("/api/video/", headers={"Host": "attacker.example"})
@@ -57,12 +56,44 @@ def test_unknown_hosts_are_refused_when_trusted_hosts_are_set(app_config):
         assert client.get("/api/health/", headers={"Host": "videoflix.example:443"}).status_code == 200
 
 
-def test_without_public_url_the_per_process_bodies_stay_bounded(app):
+LOOPBACK = ["localhost", "localhost:8000", "127.0.0.1", "127.0.0.1:5000", "[::1]", "[::1]:8000", "LocalHost:1"]
+
+
+def test_without_configuration_only_loopback_hosts_are_served(app):
+    """What `make run` does: neither PUBLIC_URL nor TRUSTED_HOSTS. As Django with debug on and no
+    ALLOWED_HOSTS: loopback names on any port, nothing else."""
+    assert app.config["ALLOWED_HOSTS"] is None
     add_videos(app, 1)
     client, cookie = signed_in(app)
-    for number in range(300):
-        assert client.get("/api/video/", headers={"Host": f"host-{number}.example", **cookie}).status_code == 200
-    assert len(app.extensions["videoflix_catalogue"]["bodies"]) == catalogue.LOCAL_BODIES
+    for host in LOOPBACK:
+        response = client.get("/api/video/", headers={"Host": host, **cookie})
+        assert response.status_code == 200, host
+        assert response.get_json()[0]["thumbnail_url"].startswith(f"http://{host.lower()}/media/thumbnails/")
+    bodies = set(app.extensions["videoflix_catalogue"]["bodies"])
+    for number in range(200):
+        refused = client.get("/api/video/", headers={"Host": f"attacker-{number}.example", **cookie})
+        assert refused.status_code == 400 and refused.get_json() == {"detail": "Unknown host."}
+    for host in ("localhost.attacker.example", "127.0.0.1.nip.io", "[::2]", "[::1", "local host", ""):
+        assert client.get("/api/health/", headers={"Host": host}).status_code == 400, host
+    assert set(app.extensions["videoflix_catalogue"]["bodies"]) == bodies  # nothing made for them
+
+
+def test_with_any_host_allowed_the_per_process_bodies_stay_bounded(app_config):
+    with running_app({**app_config, "ALLOWED_HOSTS": ["*"]}) as app:
+        add_videos(app, 1)
+        client, cookie = signed_in(app)
+        for number in range(300):
+            assert client.get("/api/video/", headers={"Host": f"host-{number}.example", **cookie}).status_code == 200
+        assert len(app.extensions["videoflix_catalogue"]["bodies"]) == catalogue.LOCAL_BODIES
+
+
+def test_trusted_hosts_match_names_on_any_port_and_subdomains_of_a_leading_dot(app_config):
+    with running_app({**app_config, "ALLOWED_HOSTS": ["api.example.com", ".cdn.example.com"]}) as app:
+        client = app.test_client()
+        for host, status in [("api.example.com", 200), ("API.example.com:8443", 200), ("eu.cdn.example.com", 200),
+                             ("cdn.example.com", 200), ("example.com", 400), ("xcdn.example.com", 400),
+                             ("localhost", 400)]:  # fmt: skip
+            assert client.get("/api/health/", headers={"Host": host}).status_code == status, host
 
 
 def test_the_published_renditions_memo_is_bounded(app):
@@ -98,8 +129,8 @@ def test_production_refuses_to_start_without_public_url_or_trusted_hosts(monkeyp
     monkeypatch.setattr(config.ProductionConfig, "MEDIA_ROOT", str(tmp_path / "media"))
     monkeypatch.setattr(config, "get_config", lambda name=None: config.ProductionConfig)
     monkeypatch.setattr(config.ProductionConfig, "PUBLIC_URL", None)
-    monkeypatch.setattr(config.ProductionConfig, "TRUSTED_HOSTS", None)
+    monkeypatch.setattr(config.ProductionConfig, "ALLOWED_HOSTS", None)
     with pytest.raises(SystemExit, match="set PUBLIC_URL"):
         create_app()
     monkeypatch.setattr(config.ProductionConfig, "PUBLIC_URL", "https://videoflix.example")
-    assert create_app().config["TRUSTED_HOSTS"] == ["videoflix.example"]
+    assert create_app().config["ALLOWED_HOSTS"] == ["videoflix.example"]

@@ -7,7 +7,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config
-from videoflix import errors, queue, storage
+from videoflix import errors, queue, storage, urls
 from videoflix.extensions import cache, cors, db, jwt, limiter, mail, migrate
 from videoflix.sessions import SessionInterface
 from videoflix.storage.uploads import UploadRequest
@@ -26,6 +26,7 @@ def create_app(test_config=None):
     refuse_unsafe_production(app)
     prepare_instance(app)
     register_extensions(app)
+    urls.init_app(app)
     register_blueprints(app)
     errors.init_app(app)
     register_commands(app)
@@ -49,7 +50,7 @@ def refuse_unsafe_production(app):
         raise SystemExit("Refusing to start in production: set SECRET_KEY to a random value of 32+ characters.")
     if app.debug:
         raise SystemExit("Refusing to start in production with debug on.")
-    if not app.config["TRUSTED_HOSTS"]:
+    if not app.config["ALLOWED_HOSTS"]:
         raise SystemExit(
             "Refusing to start in production: set PUBLIC_URL (or TRUSTED_HOSTS), so that public URLs and "
             "cache keys never come from a request's Host header."

@@ -66,7 +66,7 @@ def handle_http_exception(error):
     detail = error.description
     if detail == type(error).description or error.code == 429:
         detail = MESSAGES.get(error.code, error.name)
-    if isinstance(error, SecurityError):  # a Host outside TRUSTED_HOSTS: not echoed back
+    if isinstance(error, SecurityError):  # a Host outside TRUSTED_HOSTS (urls.py): not echoed back
         detail = UNKNOWN_HOST
     headers = {}
     if error.code == 405 and error.valid_methods:
