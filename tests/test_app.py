@@ -142,3 +142,34 @@ def test_env_example_documents_every_variable_in_the_readme():
     ]
     assert names
     assert [name for name in names if f"`{name}`" not in readme] == []
+
+
+@pytest.mark.parametrize(
+    ("path", "page"),
+    [("/api/health/", False), ("/api/video/", False), ("/api/nothing-here/", False), ("/api/openapi.json", False),
+     ("/api/docs/", True), ("/admin/login/", True), ("/admin/", True), ("/media/thumbnails/none.jpg", False)],
+)  # fmt: skip
+def test_every_response_carries_the_security_headers(client, path, page):
+    response = client.get(path)
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    policy = response.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy
+    if page:
+        assert "script-src 'self' 'nonce-" in policy and "'unsafe-inline'" not in policy.replace(
+            "style-src-attr 'unsafe-inline'", ""
+        )
+        assert "https:" not in policy and "*" not in policy
+    else:
+        assert policy == "default-src 'none'; frame-ancestors 'none'"
+
+
+def test_every_script_on_an_admin_page_carries_the_response_s_nonce(client):
+    response = client.get("/admin/login/")
+    nonce = re.search(r"'nonce-([^']+)'", response.headers["Content-Security-Policy"]).group(1)
+    scripts = re.findall(r"<script[^>]*>", response.get_data(as_text=True))
+    assert scripts and all(f'nonce="{nonce}"' in tag for tag in scripts)
+    assert "fonts.googleapis.com" not in client.get(
+        "/static/vendor/bootswatch-flatly-4.6.2/bootstrap.min.css"
+    ).get_data(True)

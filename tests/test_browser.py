@@ -247,3 +247,46 @@ def test_the_api_docs_page_renders_every_operation_from_the_apps_own_assets(live
     operations = [(path, method) for path, item in document["paths"].items() for method in item]
     assert len(paths) == len(operations) and set(paths) == set(document["paths"])
     assert [url for url in requested if not url.startswith(origin)] == []  # no CDN, no other host
+
+
+def test_admin_and_docs_pages_run_under_their_policy_and_load_nothing_from_another_host(
+    live, browser_page, runner, clips
+):
+    """Every page staff and developers open: no request leaves the app's origin, no script or style
+    is refused by the Content-Security-Policy, and Flask-Admin's own delete confirmation still asks."""
+    app, api, _page_url = live
+    origin = api.removesuffix("/api/")
+    assert import_video(runner, clips["small"], "Policy").exit_code == 0
+    video = only_video(app)
+    create_user(app, email="staff@example.com", staff=True)
+    page = browser_page
+    elsewhere, refused, errors = [], [], []
+    page.on(
+        "request",
+        lambda request: None if request.url.startswith((origin, "data:", "blob:")) else elsewhere.append(request.url),
+    )
+    page.on(
+        "console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None
+    )
+    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    page.goto(f"{origin}/admin/login/")
+    page.fill("input[name=email]", "staff@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit], input[type=submit]")
+    page.wait_for_url(f"{origin}/admin/")
+    for path in ("/admin/", "/admin/video/", f"/admin/video/edit/?id={video.id}", "/admin/video/new/", "/admin/user/",
+                 "/admin/subtitle/new/", "/admin/queue/", "/api/docs/"):  # fmt: skip
+        response = page.goto(f"{origin}{path}")
+        assert response.status == 200, path
+        assert response.headers["x-frame-options"] == "DENY" and response.headers["x-content-type-options"] == "nosniff"
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+        page.wait_for_load_state("networkidle")
+    page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+
+    page.goto(f"{origin}/admin/video/")
+    asked = []
+    page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.click("form.icon button[title='Delete Record'], .icon button[title='Delete record']")
+    assert asked == ["Are you sure you want to delete this record?"]
+    assert elsewhere == [] and refused == [] and errors == []
