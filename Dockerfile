@@ -17,4 +17,5 @@ RUN useradd --create-home --uid 1000 videoflix \
 USER videoflix
 
 EXPOSE 8000
-CMD ["python", "-m", "waitress", "--host=0.0.0.0", "--port=8000", "--threads=8", "wsgi:app"]
+# waitress (WEB_THREADS, PROXY_COUNT and TRUSTED_PROXY from the environment); workers run apart.
+CMD ["flask", "--app", "wsgi", "serve", "--no-worker", "--host", "0.0.0.0", "--port", "8000"]

@@ -79,7 +79,12 @@ class Config:
     # as ALLOWED_HOSTS: Flask's own TRUSTED_HOSTS uses Werkzeug's matcher, which cannot match [::1].
     PUBLIC_URL = (_env("PUBLIC_URL") or "").rstrip("/") or None
     ALLOWED_HOSTS = _list("TRUSTED_HOSTS", "") or None
+    # Behind PROXY_COUNT reverse proxies (nginx: 1), waitress takes the client's address, scheme and
+    # host from their X-Forwarded-* headers, and only from a peer at TRUSTED_PROXY (by default
+    # 127.0.0.1; "*" where nothing but the proxy can reach the app, as in docker-compose.yml).
     PROXY_COUNT = int(_env("PROXY_COUNT", "0"))
+    TRUSTED_PROXY = _env("TRUSTED_PROXY", "127.0.0.1")
+    WEB_THREADS = int(_env("WEB_THREADS", "8"))
 
     FRONTEND_URL = _env("FRONTEND_URL", "http://127.0.0.1:5500").rstrip("/")
     CORS_ALLOWED_ORIGINS = _list("CORS_ALLOWED_ORIGINS", DEFAULT_ORIGINS)
@@ -157,6 +162,19 @@ class TestingConfig(Config):
     JWT_COOKIE_SECURE = False
 
 
+def waitress_options(settings):
+    """How `flask serve` (and the tests) run waitress: its threads and, behind a reverse proxy,
+    which peer's X-Forwarded-* headers it believes; from any other peer it drops them."""
+    options = {"threads": settings["WEB_THREADS"], "clear_untrusted_proxy_headers": True}
+    if settings["PROXY_COUNT"]:
+        options.update(
+            trusted_proxy=settings["TRUSTED_PROXY"],
+            trusted_proxy_count=settings["PROXY_COUNT"],
+            trusted_proxy_headers="x-forwarded-for x-forwarded-proto x-forwarded-host",
+        )
+    return options
+
+
 def derived(settings):
     """Settings that follow from others. The factory applies them after any overrides (tests pass
     theirs into the factory), so they always agree with what the app really runs on."""
@@ -169,6 +187,7 @@ def derived(settings):
         "MAX_UPLOAD_BYTES": settings["MAX_UPLOAD_MB"] * 2**20,  # admin uploads; other bodies: MAX_CONTENT_LENGTH
         "SQLALCHEMY_ENGINE_OPTIONS": {"connect_args": {"timeout": 30}} if sqlite else {"pool_pre_ping": True},
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        "WAITRESS_OPTIONS": waitress_options(settings),
         "RATELIMIT_HEADERS_ENABLED": True,
     }
     if redis_url:

@@ -81,15 +81,8 @@ def start_app(database, media, port, threads, accel=None, extra_env=None):
     env.update(extra_env or {})
     if accel:
         env.update(MEDIA_ACCEL_REDIRECT=accel, PROXY_COUNT="1")
-    command = [
-        sys.executable,
-        "-m",
-        "waitress",
-        "--host=127.0.0.1",
-        f"--port={port}",
-        f"--threads={threads}",
-        "wsgi:app",
-    ]
+    command = [sys.executable, "-m", "flask", "--app", "wsgi", "serve", "--no-worker", "--host=127.0.0.1",
+               f"--port={port}", f"--threads={threads}"]  # fmt: skip
     root = Path(__file__).resolve().parent.parent
     return subprocess.Popen(command, env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

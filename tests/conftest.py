@@ -203,7 +203,7 @@ def serve_app():
 
     def start(app):
         port = free_port()
-        server = create_server(app, host="127.0.0.1", port=port, threads=8)
+        server = create_server(app, host="127.0.0.1", port=port, **app.config["WAITRESS_OPTIONS"])
         threading.Thread(target=server.run, daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{port}"

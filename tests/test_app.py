@@ -1,3 +1,4 @@
+import ipaddress
 import re
 
 import pytest
@@ -106,7 +107,13 @@ def test_compose_file_runs_the_documented_services():
     compose = yaml.safe_load((config.BASE_DIR / "docker-compose.yml").read_text())
     services = compose["services"]
     assert set(services) >= {"web", "worker", "db", "redis", "nginx", "seaweedfs"}
-    assert "waitress" in " ".join(services["web"]["command"])
+    assert "flask --app wsgi serve --no-worker" in " ".join(services["web"]["command"])
+    web_env = services["web"]["environment"]  # client addresses only from nginx, at its fixed address
+    assert web_env["PROXY_COUNT"] == "1"
+    assert web_env["TRUSTED_PROXY"] == services["nginx"]["networks"]["default"]["ipv4_address"]
+    assert ipaddress.ip_address(web_env["TRUSTED_PROXY"]) in ipaddress.ip_network(
+        compose["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    )
     assert "media create-bucket" in " ".join(services["web"]["command"])
     assert services["worker"]["command"][-1] == "worker"
     for name in ("web", "worker"):
@@ -129,8 +136,19 @@ def test_dockerfile_runs_waitress_as_a_non_root_user():
     dockerfile = (config.BASE_DIR / "Dockerfile").read_text()
     assert "FROM python:3.11-slim" in dockerfile
     assert "USER videoflix" in dockerfile
-    assert "waitress" in dockerfile
+    assert 'CMD ["flask", "--app", "wsgi", "serve", "--no-worker"' in dockerfile
     assert "requirements.txt" in dockerfile
+
+
+def test_serve_runs_waitress_behind_the_configured_proxy_only(app_config):
+    """What `flask serve` hands waitress: X-Forwarded-* believed from TRUSTED_PROXY, dropped from
+    anyone else (waitress' own clear_untrusted_proxy_headers)."""
+    app = make_app({**app_config, "PROXY_COUNT": 1, "TRUSTED_PROXY": "172.30.0.10", "WEB_THREADS": 6})
+    assert app.config["WAITRESS_OPTIONS"] == {
+        "threads": 6, "clear_untrusted_proxy_headers": True, "trusted_proxy": "172.30.0.10", "trusted_proxy_count": 1,
+        "trusted_proxy_headers": "x-forwarded-for x-forwarded-proto x-forwarded-host",
+    }  # fmt: skip
+    assert make_app(app_config).config["WAITRESS_OPTIONS"] == {"threads": 8, "clear_untrusted_proxy_headers": True}
 
 
 def test_env_example_documents_every_variable_in_the_readme():

@@ -1,8 +1,12 @@
 """deploy/nginx.conf.template in front of the app, with a real nginx: the app authorises each media
 request and nginx sends the bytes (X-Accel-Redirect); renditions are never reachable directly."""
 
+import http.client
+import json
 import urllib.error
+import urllib.parse
 import urllib.request
+from contextlib import contextmanager
 from http.cookiejar import CookieJar
 from pathlib import Path
 
@@ -15,17 +19,56 @@ from tests.servers import Nginx, nginx_binary, render_conf, wait_for
 pytestmark = pytest.mark.nginx
 
 
-@pytest.fixture
-def behind_nginx(app_config, tmp_path, serve_app):
+@contextmanager
+def nginx_in_front(app_config, tmp_path, serve_app, **settings):
+    """The app under waitress as `flask serve` runs it, behind the shipped nginx config."""
     require_or_skip(nginx_binary(), "nginx", "REQUIRE_NGINX")
-    with running_app({**app_config, "MEDIA_ACCEL_REDIRECT": "/protected-media", "PROXY_COUNT": 1}) as app:
-        upstream = serve_app(app).removeprefix("http://")
+    config = {**app_config, "MEDIA_ACCEL_REDIRECT": "/protected-media", "PROXY_COUNT": 1, **settings}
+    with running_app(config) as app:
+        app_base = serve_app(app)
         port = free_port()
-        conf = render_conf(tmp_path, port, upstream, app.config["MEDIA_ROOT"])
+        conf = render_conf(tmp_path, port, app_base.removeprefix("http://"), app.config["MEDIA_ROOT"])
         base = f"http://127.0.0.1:{port}"
         with Nginx(conf, tmp_path):
             wait_for(f"{base}/api/health/")
-            yield app, base
+            yield app, base, app_base
+
+
+@pytest.fixture
+def behind_nginx(app_config, tmp_path, serve_app):
+    with nginx_in_front(app_config, tmp_path, serve_app) as (app, base, _app_base):
+        yield app, base
+
+
+def failed_login_from(client_address, base, forwarded_for=None):
+    """One wrong password, sent from `client_address` (any of 127.0.0.0/8 is this machine)."""
+    parts = urllib.parse.urlsplit(base)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10, source_address=(client_address, 0))
+    headers = {"Content-Type": "application/json", "Origin": "http://127.0.0.1:5500"}
+    if forwarded_for:
+        headers["X-Forwarded-For"] = forwarded_for
+    body = json.dumps({"email": "someone@example.com", "password": "not-the-password"})
+    try:
+        connection.request("POST", "/api/login/", body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def test_behind_nginx_rate_limits_count_per_client(app_config, tmp_path, serve_app):
+    """The audit: behind nginx every client shared one bucket. Twelve clients with one failed login
+    each get no 429; one client with eleven does; and a client that reaches waitress directly
+    cannot pick its address with a forged X-Forwarded-For."""
+    with nginx_in_front(app_config, tmp_path, serve_app, RATELIMIT_ENABLED=True) as (_app, base, app_base):
+        assert [failed_login_from(f"127.0.0.{n}", base) for n in range(2, 14)] == [401] * 12
+        assert [failed_login_from("127.0.0.20", base) for _ in range(11)] == [401] * 10 + [429]
+        forged = [failed_login_from("127.0.0.30", app_base, forwarded_for=f"10.0.0.{n}") for n in range(11)]
+        assert forged == [401] * 10 + [429]
+        # nginx passes what a client claims on, and appends the address it saw: only that one counts.
+        claims = [failed_login_from("127.0.0.40", base, forwarded_for=f"10.0.1.{n}") for n in range(11)]
+        assert claims == [401] * 10 + [429]
 
 
 def fetch(opener, url, headers=None):

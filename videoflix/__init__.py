@@ -4,7 +4,6 @@ import logging
 from pathlib import Path
 
 from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config
 from videoflix import errors, queue, security_headers, storage, urls
@@ -78,9 +77,6 @@ def register_extensions(app):
     )
     queue.init_app(app)
     storage.init_app(app)
-    if app.config["PROXY_COUNT"]:
-        count = app.config["PROXY_COUNT"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
 
 
 def init_limiter_without_global_hook(app):

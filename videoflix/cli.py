@@ -86,30 +86,37 @@ def _stop(_signal_number, _frame):
 @click.command("serve")
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", type=int, default=None, help="Default: PORT.")
-@click.option("--threads", type=int, default=8)
+@click.option("--threads", type=int, default=None, help="Default: WEB_THREADS.")
+@click.option("--worker/--no-worker", default=True, help="Run a worker beside the API (production runs them apart).")
 @with_appcontext
-def serve(host, port, threads):
-    """Serve the API with waitress and run a worker beside it; Ctrl-C stops both."""
+def serve(host, port, threads, worker):
+    """Serve the API with waitress (behind PROXY_COUNT proxies at TRUSTED_PROXY) and, unless
+    --no-worker, a worker beside it; Ctrl-C stops both."""
     port = port or current_app.config["PORT"]
+    options = {**current_app.config["WAITRESS_OPTIONS"], **({"threads": threads} if threads else {})}
     report_storage()
-    worker_process = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
-        preexec_fn=die_with_parent,
-    )
+    worker_process = None
+    if worker:
+        worker_process = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
+            preexec_fn=die_with_parent,
+        )
     # Explicit, since a shell that starts us in the background leaves SIGINT ignored.
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop_signal, _stop)
-    click.echo(f"Videoflix on http://{host}:{port}/api/ (admin: /admin/); worker pid {worker_process.pid}")
+    beside = f"; worker pid {worker_process.pid}" if worker_process else ""
+    click.echo(f"Videoflix on http://{host}:{port}/api/ (admin: /admin/){beside}")
     try:
-        waitress_serve(current_app._get_current_object(), host=host, port=port, threads=threads)
+        waitress_serve(current_app._get_current_object(), host=host, port=port, **options)
     except KeyboardInterrupt:
         pass
     finally:
-        worker_process.terminate()
-        try:
-            worker_process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker_process.kill()
+        if worker_process is not None:
+            worker_process.terminate()
+            try:
+                worker_process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                worker_process.kill()
         click.echo("Stopped.")
 
 
