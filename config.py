@@ -133,6 +133,9 @@ class Config:
     MAX_CONTENT_LENGTH = 2**20  # any request body but an admin upload (JSON bodies are tiny)
     # A resumable upload that nobody continues for this long is removed with its bytes.
     UPLOAD_EXPIRY_HOURS = float(_env("UPLOAD_EXPIRY_HOURS", "24"))
+    # Per staff member: resumable uploads not yet saved as videos, and the bytes they hold on disk.
+    MAX_OPEN_UPLOADS = int(_env("MAX_OPEN_UPLOADS", "5"))
+    MAX_PENDING_UPLOAD_MB = int(_env("MAX_PENDING_UPLOAD_MB", "20480"))
     MEDIA_ACCEL_REDIRECT = _env("MEDIA_ACCEL_REDIRECT")
     # Per-rung x264 settings; see videoflix/media/ladder.py for the defaults.
     TRANSCODE_PRESET = _env("TRANSCODE_PRESET")

@@ -114,6 +114,29 @@ def test_sizes_are_checked_before_bytes_are_accepted(staff, app):
     assert offset(staff, path) == 0  # the chunk was refused whole
 
 
+def test_unfinished_uploads_are_capped_per_staff_member(staff, app):
+    """A staff member (or a stolen session) cannot fill the scratch disk with uploads never finished."""
+    app.config.update(MAX_OPEN_UPLOADS=2, MAX_PENDING_UPLOAD_MB=1)
+    first, _second = upload_path(create(staff, 100)), upload_path(create(staff, 100))
+    third = create(staff, 100)
+    assert third.status_code == 403
+    assert third.get_json() == {"detail": "You have 2 unfinished uploads (the limit is 2): finish or cancel one first."}
+    assert staff.delete(first, headers=TUS).status_code == 204
+    too_many_bytes = create(staff, 2**20)
+    assert too_many_bytes.status_code == 403
+    assert too_many_bytes.get_json() == {
+        "detail": "Your unfinished uploads hold 0.0 MB; this one (1.0 MB) would go over the limit of 1 MB: "
+        "finish or cancel one first."
+    }
+    assert create(staff, 100).status_code == 201
+    create_user(app, email="other-staff@example.com", staff=True)
+    other = app.test_client()
+    assert admin_login(other, "other-staff@example.com", PASSWORD).status_code == 302
+    assert create(other, 100).status_code == 201  # the cap is per person
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Upload)) == 3
+
+
 def test_protocol_errors_are_named(staff, app):
     path = upload_path(create(staff, 100))
     no_version = staff.head(path)

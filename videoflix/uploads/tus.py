@@ -18,6 +18,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
+import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, request, url_for
 
 from videoflix.auth.staff import current_staff
@@ -89,6 +90,9 @@ def create():
     metadata = parse_metadata(request.headers.get("Upload-Metadata", ""))
     if metadata is None:
         return tus_error(400, "Upload-Metadata must be comma-separated keys with base64 values.")
+    over_quota = quota_problem(current_staff().id, length)
+    if over_quota:
+        return tus_error(403, over_quota)
     upload = Upload(
         id=uuid.uuid4().hex,
         staff_id=current_staff().id,
@@ -105,6 +109,24 @@ def create():
     response.headers["Location"] = url_for(".upload", upload_id=upload.id, _external=True)
     response.headers["Upload-Expires"] = _http_date(upload.expires_at)
     return response
+
+
+def quota_problem(staff_id, length):
+    """Why this staff member may not start an upload of `length` bytes now, or None: every upload
+    not yet saved as a video holds its bytes on the scratch disk, so they are capped per person."""
+    count, reserved = db.session.execute(
+        sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(Upload.length), 0)).where(Upload.staff_id == staff_id)
+    ).one()
+    limit = current_app.config["MAX_OPEN_UPLOADS"]
+    if count >= limit:
+        return f"You have {count} unfinished uploads (the limit is {limit}): finish or cancel one first."
+    room = current_app.config["MAX_PENDING_UPLOAD_MB"] * 2**20
+    if reserved + length > room:
+        return (
+            f"Your unfinished uploads hold {reserved / 2**20:.1f} MB; this one ({length / 2**20:.1f} MB) would go "
+            f"over the limit of {room // 2**20} MB: finish or cancel one first."
+        )
+    return None
 
 
 @bp.route("/<upload_id>", methods=["HEAD"])
@@ -128,8 +150,6 @@ def append(upload_id):
         return problem
     if request.mimetype != CHUNK_TYPE:
         return tus_error(415, f"Chunks are sent as {CHUNK_TYPE}.")
-    if _non_negative_int(request.headers.get("Upload-Offset")) != found.offset:
-        return tus_error(409, f"The upload is at offset {found.offset}.")
     checksum = request.headers.get("Upload-Checksum")
     digest = expected = None
     if checksum:
@@ -146,6 +166,9 @@ def append(upload_id):
             fcntl.flock(part, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return tus_error(423, "Another request is writing to this upload.")
+        db.session.refresh(found)  # the offset as the last writer left it, read under the lock
+        if _non_negative_int(request.headers.get("Upload-Offset")) != found.offset:
+            return tus_error(409, f"The upload is at offset {found.offset}.")
         written, too_long = _write_chunk(part, found, digest)
         if too_long or (digest is not None and digest.digest() != expected):
             part.truncate(found.offset)  # the chunk is refused whole
