@@ -1,11 +1,21 @@
 """The ladder, the ffmpeg command and the master playlist are pure functions: checked here without
 running ffmpeg."""
 
+from dataclasses import replace
+
 import pytest
 
-from videoflix.media.ladder import STANDARD_RUNGS, build_hls_command, build_ladder, keyframe_interval, transcode_timeout
+from videoflix.media import conform
+from videoflix.media.ladder import (
+    STANDARD_RUNGS,
+    build_hls_command,
+    build_ladder,
+    keyframe_interval,
+    poster_seek,
+    transcode_timeout,
+)
 from videoflix.media.playlists import RenditionStats, master_playlist, variants
-from videoflix.media.probe import Probe
+from videoflix.media.probe import BT709, BT2020, HLG, PQ, Colour, Probe, frame_rate
 
 
 def probe(width, height, fps=25.0, audio=True, duration=10.0):
@@ -50,7 +60,7 @@ def test_one_command_encodes_every_rung_with_aligned_keyframes():
     command = build_hls_command("ffmpeg", "in.mp4", "/out", source, rungs)
     assert command.count("-i") == 1
     graph = _option_values(command, "-filter_complex")[0]
-    assert graph.startswith("[0:v]format=yuv420p,scale=1920:1080")
+    assert graph.startswith(f"[0:v]fps=30/1,format=yuv420p,{conform.TAGGED_BT709},scale=1920:1080")
     assert "scale=1280:720" in graph and "scale=854:480" in graph
     assert _option_values(command, "-map") == ["[v0]", "0:a:0", "[v1]", "0:a:0", "[v2]", "0:a:0"]
     assert _option_values(command, "-g") == ["60"] and _option_values(command, "-keyint_min") == ["60"]
@@ -111,3 +121,59 @@ def test_master_playlist_without_audio_names_only_the_video_codec():
     source = probe(854, 480, audio=False)
     playlist = master_playlist(variants(build_ladder(source), {"480p": RenditionStats(1, 1)}, source))
     assert 'CODECS="avc1.64001f"' in playlist
+
+
+# --- conforming whatever was uploaded (media/conform.py) ---
+
+SDR_709 = Colour()
+
+
+def conformed(**changes):
+    return ",".join(conform.video_filters(replace(probe(1280, 720), **changes)))
+
+
+def test_a_bt709_limited_progressive_source_is_only_made_constant_rate_and_tagged():
+    assert conformed() == "fps=25/1,format=yuv420p," + conform.TAGGED_BT709
+
+
+def test_hdr_is_tone_mapped_from_the_source_s_own_tags():
+    pq = conformed(colour=Colour(primaries=BT2020, transfer=PQ, matrix=BT2020))
+    assert "zscale=tin=16:min=9:pin=9:rin=0:t=linear:npl=100,format=gbrpf32le,zscale=p=bt709," in pq
+    assert "tonemap=hable:desat=0,zscale=t=bt709:m=bt709:r=tv,format=yuv420p" in pq
+    assert "tin=18:" in conformed(colour=Colour(primaries=BT2020, transfer=HLG, matrix=BT2020))
+
+
+def test_full_range_and_bt601_are_converted_to_bt709_limited():
+    assert "zscale=min=5:rin=1:m=bt709:r=tv" in conformed(colour=Colour(BT709, BT709, 5, full_range=True))
+    assert "zscale=min=6:rin=0:m=bt709:r=tv" in conformed(colour=Colour(6, 6, 6))
+
+
+def test_interlaced_sources_are_deinterlaced_first_and_vfr_made_constant_at_the_nominal_rate():
+    steps = conformed(interlaced=True, fps=29.97, variable_frame_rate=True).split(",")
+    assert steps[:2] == ["bwdif=mode=send_frame:parity=auto:deint=all", "fps=30000/1001"]
+
+
+def test_sound_longer_than_the_picture_holds_the_last_frame():
+    assert "tpad=stop_mode=clone:stop_duration=5.000" in conformed(duration=8.0, video_duration=3.0)
+    assert "tpad" not in conformed(duration=3.02, video_duration=3.0)
+
+
+@pytest.mark.parametrize(("average", "nominal", "expected"), [
+    (25, 25, (25.0, False)), (2310 / 89, 30, (30.0, True)), (29.97, 30000 / 1001, (29.97, False)),
+    (None, 25, (25.0, False)), (24, None, (24.0, False)),
+])  # fmt: skip
+def test_the_encoding_rate_is_the_nominal_one_when_frames_were_dropped(average, nominal, expected):
+    assert frame_rate(average, nominal) == expected
+
+
+def test_posters_of_short_clips_start_at_their_first_frame():
+    assert poster_seek(probe(320, 180, duration=0.04)) == 0.0  # a single frame
+    assert poster_seek(probe(320, 180, duration=3.9)) == 0.0  # under two batches of candidates
+    assert poster_seek(probe(320, 180, duration=60)) == 6.0
+    assert poster_seek(probe(320, 180, duration=7200)) == 30.0
+
+
+@pytest.mark.parametrize(("fps", "expected"), [(25, "25/1"), (23.976, "24000/1001"), (30000 / 1001, "30000/1001"),
+                                              (59.94, "60000/1001"), (50, "50/1"), (12.5, "25/2"), (0, "25/1")])  # fmt: skip
+def test_frame_rates_are_given_to_the_fps_filter_exactly(fps, expected):
+    assert conform.rate(fps) == expected

@@ -3,6 +3,7 @@ no Flask and no subprocess, so that every decision here is unit-tested without r
 
 from dataclasses import dataclass
 
+from videoflix.media import conform
 from videoflix.media.ffmpeg import source_input
 
 SEGMENT_SECONDS = 6
@@ -102,12 +103,14 @@ def keyframe_interval(fps, gop_seconds=FAST_GOP_SECONDS):
     return max(1, round((fps or 25) * gop_seconds))
 
 
-def _filter_graph(rungs, cascade):
-    """Decode once. With `cascade`, each rung is scaled from the next larger one (cheaper than
-    scaling every rung from the full-size source); otherwise all are scaled from the source."""
+def _filter_graph(probe, rungs, cascade):
+    """Decode once and conform the picture (media/conform.py). With `cascade`, each rung is scaled
+    from the next larger one (cheaper than scaling every rung from the full-size source); otherwise
+    all are scaled from the source."""
+    conformed = "[0:v]" + ",".join(conform.video_filters(probe))
     if not cascade:
         outputs = "".join(f"[s{index}]" for index in range(len(rungs)))
-        parts = [f"[0:v]format=yuv420p,split={len(rungs)}{outputs}"]
+        parts = [f"{conformed},split={len(rungs)}{outputs}"]
         parts += [
             f"[s{index}]scale={rung.width}:{rung.height}:flags=bicubic,setsar=1[v{index}]"
             for index, rung in enumerate(rungs)
@@ -115,7 +118,7 @@ def _filter_graph(rungs, cascade):
         return ";".join(parts)
     largest_first = list(reversed(rungs))
     parts = []
-    source = "[0:v]format=yuv420p,"
+    source = f"{conformed},"
     for index, rung in enumerate(largest_first):
         label = f"v{len(rungs) - 1 - index}"
         scale = f"scale={rung.width}:{rung.height}:flags=bicubic,setsar=1"
@@ -131,7 +134,7 @@ def build_hls_command(ffmpeg, source, out_dir, probe, rungs, preset=None, cascad
     """One ffmpeg process that writes every rung as an HLS rendition into out_dir/<name>/."""
     gop = keyframe_interval(probe.fps, gop_seconds)
     command = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", *source_input(source)]
-    command += ["-filter_complex", _filter_graph(rungs, cascade)]
+    command += ["-filter_complex", _filter_graph(probe, rungs, cascade)]
     stream_map = []
     for index, rung in enumerate(rungs):
         spec = rung.spec
@@ -152,7 +155,7 @@ def build_hls_command(ffmpeg, source, out_dir, probe, rungs, preset=None, cascad
             entry += f",a:{index}"
         stream_map.append(f"{entry},name:{rung.name}")
     command += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", str(gop), "-keyint_min", str(gop)]
-    command += ["-sc_threshold", "0", "-flags", "+cgop"]
+    command += ["-sc_threshold", "0", "-flags", "+cgop", *conform.OUTPUT_COLOUR_ARGS]
     if probe.has_audio:
         command += ["-c:a", "aac", "-ac", "2", "-ar", "48000"]
     command += [
@@ -178,15 +181,27 @@ def poster_size(probe):
     return _even(probe.width * height / probe.height), _even(height)
 
 
+POSTER_CANDIDATES = 50  # frames the `thumbnail` filter picks the most representative of
+
+
+def poster_seek(probe):
+    """Where the poster's candidates start: about a tenth in (at most 30 s), and at the start of a
+    clip too short to have a tenth worth skipping (a single frame, a few seconds)."""
+    if probe.picture_duration < 2 * POSTER_CANDIDATES / max(probe.fps, 1):
+        return 0.0
+    return min(probe.picture_duration * 0.1, 30.0)
+
+
 def build_poster_command(ffmpeg, source, target, probe):
-    """A representative frame (ffmpeg's `thumbnail` filter) from about a tenth into the video."""
-    seek = min(probe.duration * 0.1, 30.0)
+    """A representative frame (ffmpeg's `thumbnail` filter), conformed like the renditions. The
+    seek comes after the input: it decodes up to that point instead of jumping to a keyframe,
+    so a source with a single keyframe (a short MPEG-TS) still yields its frames."""
     width, height = poster_size(probe)
+    graph = ",".join([*conform.picture_filters(probe), f"thumbnail={POSTER_CANDIDATES}",
+                      f"scale={width}:{height}", "setsar=1"])  # fmt: skip
     return [
-        ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
-        "-ss", f"{seek:.3f}", *source_input(source),
-        "-vf", f"thumbnail=50,scale={width}:{height},setsar=1", "-frames:v", "1", "-q:v", "3",
-        str(target),
+        ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", *source_input(source),
+        "-ss", f"{poster_seek(probe):.3f}", "-vf", graph, "-frames:v", "1", "-q:v", "3", str(target),
     ]  # fmt: skip
 
 

@@ -4,20 +4,37 @@ import json
 import re
 from dataclasses import asdict, dataclass
 
+import av
 import m3u8
 
 from videoflix.media import subtitles
-from videoflix.media.ffmpeg import FFmpegFailed
+from videoflix.media.ffmpeg import OUTPUT_PROTOCOLS, FFmpegFailed
 
 AUDIO_CODEC = "mp4a.40.2"  # AAC-LC
 
 
 @dataclass(frozen=True)
 class RenditionStats:
-    """Measured from a finished rendition: peak and average bits per second."""
+    """Measured from a finished rendition: peak and average bits per second, and the RFC 6381
+    name of its video stream as encoded (x264 writes Main where no High tool was used)."""
 
     peak_bps: int
     average_bps: int
+    video_codec: str = ""
+
+
+# An H.264 sequence parameter set: the start code, NAL type 7, then profile, constraints, level.
+SPS = re.compile(rb"\x00\x00\x01[\x27\x47\x67](...)", re.S)
+
+
+def video_codec_of(segment):
+    """`avc1.PPCCLL` from the first SPS in a segment's first video packet."""
+    with av.open(str(segment), options={"protocol_whitelist": OUTPUT_PROTOCOLS}) as container:
+        packet = next(container.demux(video=0), None)
+        found = SPS.search(bytes(packet)) if packet is not None else None
+    if found is None:
+        raise FFmpegFailed(f"{segment.parent.name} has no H.264 parameter set in its first segment.")
+    return "avc1." + found.group(1).hex()
 
 
 def rendition_stats(folder):
@@ -31,7 +48,11 @@ def rendition_stats(folder):
         total_bytes += size
         total_seconds += segment.duration
         peak = max(peak, size * 8 / max(segment.duration, 0.001))
-    return RenditionStats(peak_bps=int(peak), average_bps=int(total_bytes * 8 / max(total_seconds, 0.001)))
+    return RenditionStats(
+        peak_bps=int(peak),
+        average_bps=int(total_bytes * 8 / max(total_seconds, 0.001)),
+        video_codec=video_codec_of(folder / playlist.segments[0].uri),
+    )
 
 
 @dataclass(frozen=True)
@@ -75,7 +96,7 @@ def variants(rungs, stats, probe):
             average_bandwidth=stats[rung.name].average_bps,
             width=rung.width,
             height=rung.height,
-            codecs=",".join([rung.codecs, *audio]),
+            codecs=",".join([stats[rung.name].video_codec or rung.codecs, *audio]),
             frame_rate=probe.fps or 25,
         )
         for rung in rungs

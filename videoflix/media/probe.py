@@ -7,19 +7,52 @@ import av
 
 from videoflix.media.ffmpeg import IMAGE_DEMUXERS, source_options
 
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".wmv", ".flv")
+VIDEO_EXTENSIONS = (
+    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".wmv", ".flv",
+)  # fmt: skip
 
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 
 
+# FFmpeg's colour codes (AVCOL_*), which zscale also takes as numbers.
+UNSPECIFIED = 2
+BT709 = 1
+BT2020 = 9
+PQ = 16  # SMPTE ST 2084: HDR10, Dolby Vision base layers
+HLG = 18  # ARIB STD-B67: phones and broadcast HDR
+BT601 = 6  # SMPTE 170M: what an untagged standard-definition source is taken to be
+
+
+@dataclass(frozen=True)
+class Colour:
+    """How the source's pixel values are to be read (codes as FFmpeg numbers them)."""
+
+    primaries: int = BT709
+    transfer: int = BT709
+    matrix: int = BT709
+    full_range: bool = False
+
+    @property
+    def is_hdr(self):
+        return self.transfer in (PQ, HLG)
+
+
 @dataclass(frozen=True)
 class Probe:
-    duration: float
+    duration: float  # of the longer stream: what the published video lasts
     width: int  # as displayed, in square pixels: rotation and sample aspect ratio applied
     height: int
-    fps: float
+    fps: float  # the constant rate every rendition is made at
     has_audio: bool
+    colour: Colour = Colour()
+    interlaced: bool = False
+    variable_frame_rate: bool = False
+    video_duration: float | None = None  # None: the same as `duration`
+
+    @property
+    def picture_duration(self):
+        return self.duration if self.video_duration is None else self.video_duration
 
 
 class NotAVideo(Exception):
@@ -27,7 +60,7 @@ class NotAVideo(Exception):
 
 
 def probe(path):
-    """Duration, displayed size, frame rate and audio presence, after decoding one frame."""
+    """Duration, displayed size, frame rate, colour, field order and audio, after decoding one frame."""
     if os.path.getsize(path) == 0:
         raise NotAVideo("The file is empty.")
     try:
@@ -39,16 +72,55 @@ def probe(path):
             if frame is None:
                 raise NotAVideo("No video frame could be decoded.")
             width, height = display_size(frame.width, frame.height, _sample_aspect(stream), frame.rotation)
-            duration = _duration(container, stream)
-            rate = stream.average_rate or stream.guessed_rate
+            video_duration = _duration(container, stream)
+            audio_duration = max((_duration(container, audio) for audio in container.streams.audio), default=0.0)
+            fps, variable = frame_rate(stream.average_rate, stream.guessed_rate)
+            colour = _colour(frame, stream.codec_context, height)
+            interlaced = bool(frame.interlaced_frame) or stream.codec_context.field_order in INTERLACED_FIELD_ORDERS
             has_audio = bool(container.streams.audio)
     except NotAVideo:
         raise
     except (av.FFmpegError, StopIteration, OSError) as error:
         raise NotAVideo(f"The file is not a decodable video ({_reason(error)}).") from error
+    duration = max(video_duration, audio_duration)
     if duration <= 0:
         raise NotAVideo("The video has no duration.")
-    return Probe(duration=duration, width=width, height=height, fps=float(rate or 0), has_audio=has_audio)
+    return Probe(
+        duration=duration, width=width, height=height, fps=fps, has_audio=has_audio, colour=colour,
+        interlaced=interlaced, variable_frame_rate=variable, video_duration=video_duration or duration,
+    )  # fmt: skip
+
+
+INTERLACED_FIELD_ORDERS = (2, 3, 4, 5)  # AV_FIELD_TT, BB, TB, BT
+VFR_TOLERANCE = 0.02  # an average this far from the nominal rate: frames were dropped or vary
+
+
+def frame_rate(average, nominal):
+    """(the constant rate to encode at, whether the source's rate varies). A phone's variable-rate
+    clip averages below its nominal rate (dropped frames); encoding at the nominal rate keeps motion
+    and puts every keyframe on the time grid."""
+    average, nominal = float(average or 0), float(nominal or 0)
+    if 0 < nominal <= 120 and (average <= 0 or abs(average - nominal) / nominal > VFR_TOLERANCE):
+        return nominal, average > 0
+    return average or nominal, False
+
+
+def _colour(frame, codec_context, height):
+    """The frame's colour tags, falling back to the stream's, then to what players assume for an
+    untagged source (BT.601 below 720 lines, BT.709 from there; limited range)."""
+
+    def tag(name):
+        value = getattr(frame, name) or getattr(codec_context, name)
+        return value if value not in (0, UNSPECIFIED) else None
+
+    untagged = BT601 if height < 720 else BT709
+    full_range = tag("color_range") == 2 or (frame.format.name or "").startswith("yuvj")
+    return Colour(
+        primaries=tag("color_primaries") or untagged,
+        transfer=tag("color_trc") or BT709,
+        matrix=tag("colorspace") or untagged,
+        full_range=full_range,
+    )
 
 
 def _sample_aspect(stream):

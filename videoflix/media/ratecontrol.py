@@ -13,6 +13,7 @@ import json
 import math
 from dataclasses import dataclass
 
+from videoflix.media import conform
 from videoflix.media.ffmpeg import source_input
 from videoflix.media.ladder import REFERENCE_AUDIO_KBPS
 
@@ -51,10 +52,11 @@ def sample_windows(duration, count=SAMPLE_COUNT, seconds=SAMPLE_SECONDS):
     return [(round(spacing * (index + 0.5) - seconds / 2, 3), seconds) for index in range(count)]
 
 
-def build_sample_command(ffmpeg, source, target, windows):
+def build_sample_command(ffmpeg, source, target, windows, probe):
     """The samples, cut from the source and joined into one nearly lossless file (video only)."""
+    picture = ",".join(conform.picture_filters(probe))  # as the renditions will see it
     parts = [
-        f"[0:v]trim=start={start}:duration={length},setpts=PTS-STARTPTS[s{index}]"
+        f"[0:v]trim=start={start}:duration={length},setpts=PTS-STARTPTS,{picture}[s{index}]"
         for index, (start, length) in enumerate(windows)
     ]
     joined = "".join(f"[s{index}]" for index in range(len(windows)))

@@ -17,7 +17,7 @@ def choose_crfs(t, on_progress):
     ffmpeg, workspace = t.ffmpeg(), t.job.workspace
     samples = workspace / "samples.mp4"  # exact timestamps: VMAF pairs the right frames
     windows = ratecontrol.sample_windows(t.info.duration)
-    run_ffmpeg(ratecontrol.build_sample_command(ffmpeg, t.source, samples, windows), t.timeout())
+    run_ffmpeg(ratecontrol.build_sample_command(ffmpeg, t.source, samples, windows, t.info), t.timeout())
     gop = keyframe_interval(t.info.fps, t.ladder.gop_seconds)
 
     seconds = sum(length for _start, length in windows)

@@ -134,7 +134,10 @@ def make_poster(t):
     if t.video.poster_uploaded:
         return
     partial = t.job.workspace / "poster.jpg"
-    run_ffmpeg(ladder.build_poster_command(t.ffmpeg(), t.source, partial, t.info), timeout=POSTER_TIMEOUT)
+    command = ladder.build_poster_command(t.ffmpeg(), t.source, partial, t.info)
+    run_ffmpeg(command, timeout=POSTER_TIMEOUT, stderr_path=t.job.workspace / "poster.log")
+    if not partial.is_file():
+        raise FFmpegFailed("ffmpeg made no poster frame.")
     t.poster_key = keys.new_poster(".jpg")
     media_store().put_file(t.poster_key, partial)
 
