@@ -173,7 +173,10 @@ def test_posters_of_short_clips_start_at_their_first_frame():
     assert poster_seek(probe(320, 180, duration=7200)) == 30.0
 
 
-@pytest.mark.parametrize(("fps", "expected"), [(25, "25/1"), (23.976, "24000/1001"), (30000 / 1001, "30000/1001"),
-                                              (59.94, "60000/1001"), (50, "50/1"), (12.5, "25/2"), (0, "25/1")])  # fmt: skip
+RATES = [(25, "25/1"), (23.976, "24000/1001"), (30000 / 1001, "30000/1001"), (59.94, "60000/1001"), (50, "50/1"),
+         (12.5, "25/2"), (0, "25/1")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("fps", "expected"), RATES)
 def test_frame_rates_are_given_to_the_fps_filter_exactly(fps, expected):
     assert conform.rate(fps) == expected

@@ -72,8 +72,9 @@ def reference_tone_map(source, target):
 def test_an_hdr_source_is_tone_mapped_to_sdr_bt709(app, runner, tmp_path, transfer, x265_transfer):
     source = tmp_path / "phone.mp4"  # 10-bit HEVC, BT.2020, PQ or HLG: what newer phones record
     to_hdr = f"zscale=tin=bt709:min=bt709:pin=bt709:t={transfer}:m=2020_ncl:p=2020:npl=1000,format=yuv420p10le"
+    tags = f"log-level=error:colorprim=bt2020:transfer={x265_transfer}:colormatrix=bt2020nc"
     ffmpeg("-f", "lavfi", "-i", HDR_PATCH, "-vf", to_hdr, "-c:v", "libx265", "-pix_fmt", "yuv420p10le",
-           "-x265-params", f"log-level=error:colorprim=bt2020:transfer={x265_transfer}:colormatrix=bt2020nc", source)  # fmt: skip
+           "-x265-params", tags, source)  # fmt: skip
     assert probe(source).colour.is_hdr
     y_ref, u_ref, v_ref = reference_tone_map(source, tmp_path / "reference.yuv")
 
@@ -158,7 +159,8 @@ def test_short_clips_and_single_frames_publish_with_a_poster(app, runner, tmp_pa
     if kind == "short-ts":  # 4 s, one keyframe (x264's default GOP), in MPEG-TS
         source = tmp_path / "short.ts"
         ffmpeg("-f", "lavfi", "-i", "testsrc2=s=1280x720:r=25:d=4", "-f", "lavfi", "-i", "sine=duration=4",
-               "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "mpegts", source)  # fmt: skip
+               "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac",
+               "-f", "mpegts", source)  # fmt: skip
     else:
         source = tmp_path / "one.mp4"
         ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=1", "-frames:v", "1", "-c:v", "libx264",
