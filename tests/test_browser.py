@@ -61,15 +61,27 @@ def live(app_config, tmp_path, serve_app):
 
 
 @pytest.fixture
-def browser_page():
+def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            yield browser.new_page()
+            yield launched
         finally:
-            browser.close()
+            launched.close()
+
+
+@pytest.fixture
+def browser_page(browser):
+    """A page whose test may evaluate strings (wait_for_function), which the admin's
+    Content-Security-Policy refuses: the policy itself is tested with `strict_page`."""
+    return browser.new_context(bypass_csp=True).new_page()
+
+
+@pytest.fixture
+def strict_page(browser):
+    return browser.new_context().new_page()
 
 
 def _wait_until_playing_past(page, seconds):
@@ -250,7 +262,7 @@ def test_the_api_docs_page_renders_every_operation_from_the_apps_own_assets(live
 
 
 def test_admin_and_docs_pages_run_under_their_policy_and_load_nothing_from_another_host(
-    live, browser_page, runner, clips
+    live, strict_page, runner, clips
 ):
     """Every page staff and developers open: no request leaves the app's origin, no script or style
     is refused by the Content-Security-Policy, and Flask-Admin's own delete confirmation still asks."""
@@ -259,7 +271,7 @@ def test_admin_and_docs_pages_run_under_their_policy_and_load_nothing_from_anoth
     assert import_video(runner, clips["small"], "Policy").exit_code == 0
     video = only_video(app)
     create_user(app, email="staff@example.com", staff=True)
-    page = browser_page
+    page = strict_page
     elsewhere, refused, errors = [], [], []
     page.on(
         "request",

@@ -139,7 +139,7 @@ def test_a_bt709_limited_progressive_source_is_only_made_constant_rate_and_tagge
 def test_hdr_is_tone_mapped_from_the_source_s_own_tags():
     pq = conformed(colour=Colour(primaries=BT2020, transfer=PQ, matrix=BT2020))
     assert "zscale=tin=16:min=9:pin=9:rin=0:t=linear:npl=100,format=gbrpf32le,zscale=p=bt709," in pq
-    assert "tonemap=hable:desat=0,zscale=t=bt709:m=bt709:r=tv,format=yuv420p" in pq
+    assert "tonemap=mobius:desat=0,zscale=t=bt709:m=bt709:r=tv,format=yuv420p" in pq
     assert "tin=18:" in conformed(colour=Colour(primaries=BT2020, transfer=HLG, matrix=BT2020))
 
 
