@@ -43,11 +43,12 @@ def tone_map(ffmpeg, source, code, operator, npl, target):
 def compare(ffmpeg, lavfi, mapped, folder):
     """(VMAF, mean |U|+|V| error in code values) of `mapped` against the SDR original."""
     log = folder / "vmaf.json"
+    average = "signalstats,metadata=print:key=lavfi.signalstats.YAVG"
     graph = (f"[0:v]format=yuv420p[d];[1:v]format=yuv420p,split[r1][r2];[d]split[d1][d2];"
              f"[d1][r1]libvmaf=log_fmt=json:log_path={log}:n_threads=2;"
              f"[d2]extractplanes=u+v[du][dv];[r2]extractplanes=u+v[ru][rv];"
-             f"[du][ru]blend=all_mode=difference,signalstats,metadata=print:key=lavfi.signalstats.YAVG:file={folder}/u.txt;"
-             f"[dv][rv]blend=all_mode=difference,signalstats,metadata=print:key=lavfi.signalstats.YAVG:file={folder}/v.txt")  # fmt: skip
+             f"[du][ru]blend=all_mode=difference,{average}:file={folder}/u.txt;"
+             f"[dv][rv]blend=all_mode=difference,{average}:file={folder}/v.txt")  # fmt: skip
     run([ffmpeg, "-v", "error", "-i", str(mapped), "-f", "lavfi", "-i", lavfi, "-lavfi", graph, "-f", "null", "-"])
     vmaf = json.loads(log.read_text())["pooled_metrics"]["vmaf"]["mean"]
     errors = []
