@@ -1,5 +1,6 @@
 """Per-title rate control and geometry: pure functions, checked without running ffmpeg."""
 
+import math
 from fractions import Fraction
 
 import pytest
@@ -31,7 +32,7 @@ def content(vmaf_at_10=100.0, vmaf_per_step=0.8, kbps_at_10=4000.0):
 def test_the_highest_crf_that_reaches_the_reference_quality_is_chosen_when_it_costs_less():
     measure, calls = content()
     choice = choose_crf(measure, Sample(vmaf=90.0, kbps=3000.0), budget=3000.0)  # target 90.3: CRF <= 22.1
-    assert choice.crf == 22
+    assert choice.crf == 22.1  # between the probes at 22 (passes) and 23 (fails)
     assert choice.measured.vmaf >= choice.target == pytest.approx(90.3)
     assert choice.measured.kbps <= 3000
     assert len(calls) <= ratecontrol.MAX_PROBES
@@ -39,10 +40,10 @@ def test_the_highest_crf_that_reaches_the_reference_quality_is_chosen_when_it_co
 
 def test_a_crf_that_would_spend_more_than_the_reference_moves_up_until_it_does_not():
     measure, _calls = content()
-    choice = choose_crf(measure, Sample(vmaf=95.0, kbps=1000.0), budget=1000.0)  # quality: CRF 15; bits: 21+
+    choice = choose_crf(measure, Sample(vmaf=95.0, kbps=1000.0), budget=1000.0)  # quality: CRF 15; bits: 20.84+
     assert choice.measured.kbps <= 1000
-    assert choice.crf >= 21
-    assert choice.probes <= 2 * ratecontrol.MAX_PROBES + 1
+    assert choice.crf == 20.9
+    assert choice.probes <= 2 * (ratecontrol.MAX_PROBES + ratecontrol.EXTRA_PROBES)
 
 
 def test_easy_content_gets_a_high_crf():
@@ -50,6 +51,66 @@ def test_easy_content_gets_a_high_crf():
     choice = choose_crf(measure, Sample(vmaf=97.0, kbps=1000.0), budget=1000.0)
     assert choice.crf > 28
     assert choice.measured.vmaf >= choice.target
+
+
+# --- the whole rung checked after it is encoded (a fake encoder: no ffmpeg) ---
+
+
+def rung_encoder(kbps_at_choice, crf_of_choice, calls):
+    """A whole-film encode that delivers `kbps_at_choice` at the chosen CRF, 12% less a step."""
+
+    def encode_at(crf):
+        calls.append(crf)
+        return ratecontrol.Encode(crf, kbps_at_choice * 0.88 ** (crf - crf_of_choice))
+
+    return encode_at
+
+
+CHOICE = ratecontrol.Choice(crf=24.0, measured=Sample(vmaf=93.5, kbps=5000.0), target=93.4, budget_kbps=5160.0,
+                            probes=4)  # 1080p: budget 5160 video + 96 audio = 5256 kb/s delivered  # fmt: skip
+
+
+def test_a_rung_that_overspends_on_the_whole_film_is_encoded_again_within_its_budget():
+    """The issue's grain clip: the samples promised the budget, the whole rung spent 1.06x."""
+    calls = []
+    encode_at = rung_encoder(5256 * 1.06, 24.0, calls)
+    best, encodes = ratecontrol.settle(CHOICE, encode_at(24.0), encode_at, audio_kbps=96)
+    assert calls[1] == pytest.approx(24.0 + math.log(1.06) / math.log(1.12) + 0.3, abs=0.1)  # 24.9
+    assert len(encodes) == 2 and best is encodes[1]
+    assert best.kbps <= 5256
+
+
+def test_a_rung_within_budget_and_near_its_target_is_kept_as_it_is():
+    calls = []
+    encode_at = rung_encoder(5000, 24.0, calls)
+    best, encodes = ratecontrol.settle(CHOICE, encode_at(24.0), encode_at, audio_kbps=96)
+    assert calls == [24.0] and best is encodes[0]
+
+
+def test_a_rung_far_above_its_target_gives_the_bits_back():
+    generous = ratecontrol.Choice(crf=20.0, measured=Sample(vmaf=97.0, kbps=4000.0), target=93.4,
+                                  budget_kbps=5160.0, probes=3)  # fmt: skip
+    calls = []
+    encode_at = rung_encoder(4000, 20.0, calls)
+    best, _encodes = ratecontrol.settle(generous, encode_at(20.0), encode_at, audio_kbps=96)
+    assert calls[1] == pytest.approx(20.0 + 3.6 - 0.3, abs=0.1)  # to about the margin above the target
+    assert best.crf == calls[1] and best.kbps < 4000
+
+
+def test_re_encodes_are_bounded_and_the_fewest_bits_win_when_none_fits():
+    calls = []
+    stubborn = lambda crf: (calls.append(crf), ratecontrol.Encode(crf, 9000.0 - crf))[1]  # noqa: E731
+    best, encodes = ratecontrol.settle(CHOICE, stubborn(24.0), stubborn, audio_kbps=96)
+    assert len(encodes) == 1 + ratecontrol.MAX_REENCODES
+    assert best == min(encodes, key=lambda encode: encode.kbps)
+
+
+def test_the_rule_is_within_budget_then_fewest_bits_at_the_target():
+    budget = ratecontrol.rung_budget(CHOICE, 96)
+    over, fits_at_target, fits_below_target = (ratecontrol.Encode(24.0, budget + 1), ratecontrol.Encode(24.1, budget - 50),
+                                               ratecontrol.Encode(26.0, budget - 900))  # fmt: skip
+    assert ratecontrol.best_encode([over, fits_at_target, fits_below_target], CHOICE, 96) is fits_at_target
+    assert ratecontrol.best_encode([over, fits_below_target], CHOICE, 96) is fits_below_target
 
 
 def test_the_budget_is_what_the_reference_delivers_less_this_rungs_audio():
@@ -60,10 +121,13 @@ def test_the_budget_is_what_the_reference_delivers_less_this_rungs_audio():
 
 def test_samples_spread_over_the_video_or_take_it_whole():
     assert sample_windows(5.0) == [(0.0, 5.0)]
-    assert sample_windows(12.0) == [(0.0, 12.0)]
+    assert sample_windows(6.0) == [(0.0, 6.0)]
+    assert sample_windows(10.0) == [(0.667, 2.0), (4.0, 2.0), (7.333, 2.0)]  # a short clip is not encoded whole
     windows = sample_windows(600.0)
     assert [start for start, _ in windows] == [99.0, 299.0, 499.0]
     assert all(length == ratecontrol.SAMPLE_SECONDS for _, length in windows)
+    film = sample_windows(7200.0)  # a 2-hour film: 8 samples, 16 s, spread from start to end
+    assert len(film) == ratecontrol.MAX_SAMPLES and film[0][0] < 500 and film[-1][0] > 6700
 
 
 def test_vmaf_is_read_from_libvmafs_json_log():

@@ -20,7 +20,7 @@ class RungSpec:
     name: str
     height: int
     preset: str
-    crf: int
+    crf: float  # x264 takes fractional CRFs
     maxrate_kbps: int
     audio_kbps: int
     profile: str

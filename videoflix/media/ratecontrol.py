@@ -19,10 +19,21 @@ from videoflix.media.ladder import REFERENCE_AUDIO_KBPS
 
 SAMPLE_SECONDS = 2.0
 SAMPLE_COUNT = 3
+MAX_SAMPLES = 8
+SECONDS_PER_SAMPLE = 600
 VMAF_MARGIN = 0.3  # aim a little above the reference on the samples
 CRF_FIRST, CRF_LOWEST, CRF_HIGHEST = 23, 14, 34
 MAX_PROBES = 3  # per search (quality, then bits)
+EXTRA_PROBES = 2  # more, while the bracket around the answer is still wider than WIDE_BRACKET
+WIDE_BRACKET = 2
 REFERENCE_PRESET = "medium"
+BITS_PER_CRF = 1.12  # one CRF step up sends about 12% fewer bits
+VMAF_PER_CRF = 1.0  # and costs about one VMAF point
+# After the whole rung is encoded: more than this above the target (as the samples predict it) is
+# quality nobody asked for; at most MAX_REENCODES further encodes of a rung correct it or the bits.
+EXCESS_VMAF = 1.5
+MAX_REENCODES = 2
+BUDGET_MARGIN_CRF = 0.3  # a re-encode for bits aims this much under the budget
 
 
 @dataclass(frozen=True)
@@ -35,18 +46,27 @@ class Sample:
 
 @dataclass(frozen=True)
 class Choice:
-    """What the search settled on for one rung, and what the samples measured."""
+    """What the search settled on for one rung, and what the samples measured (at a fractional
+    CRF, interpolated between the two probes that bracket it)."""
 
-    crf: int
+    crf: float
     measured: Sample  # the efficient encode at `crf`, on the samples
     target: float  # the reference's VMAF on the samples, plus the margin
     budget_kbps: float  # the video bits it may spend
     probes: int
 
 
-def sample_windows(duration, count=SAMPLE_COUNT, seconds=SAMPLE_SECONDS):
-    """(start, length) of `count` samples spread over the video; the whole video when it is short."""
-    if duration <= count * seconds * 2:
+def sample_count(duration):
+    """More samples for a longer film, one per SECONDS_PER_SAMPLE, between SAMPLE_COUNT and
+    MAX_SAMPLES: their share of the pass shrinks as the film grows (16 s of a 2-hour film)."""
+    return max(SAMPLE_COUNT, min(MAX_SAMPLES, round(duration / SECONDS_PER_SAMPLE)))
+
+
+def sample_windows(duration, seconds=SAMPLE_SECONDS):
+    """(start, length) of the samples, spread evenly over the video; the whole video only when it is
+    no longer than the samples would be (a 10 s clip is sampled, not encoded whole)."""
+    count = sample_count(duration)
+    if duration <= count * seconds:
         return [(0.0, duration)]
     spacing = duration / count
     return [(round(spacing * (index + 0.5) - seconds / 2, 3), seconds) for index in range(count)]
@@ -128,10 +148,113 @@ def choose_crf(measure, reference, budget, margin=VMAF_MARGIN, first=CRF_FIRST, 
 
     tried = search(lambda crf: over_target(crf) >= 0, first, max_probes, over_target)
     chosen = max((crf for crf, ok in tried.items() if ok), default=min(tried))
-    if over_budget(chosen) > 0:  # from the lowest CRF over budget up to the first one measured within it
-        search(lambda crf: over_budget(crf) > 0, chosen, max_probes, over_budget)
-        chosen = min((crf for crf in measured if crf > chosen and over_budget(crf) <= 0), default=CRF_HIGHEST)
-    return Choice(crf=chosen, measured=probe(chosen), target=target, budget_kbps=budget, probes=len(measured))
+    failing = min((crf for crf, ok in tried.items() if not ok and crf > chosen), default=None)
+    if tried[chosen] and failing is not None:  # the fractional CRF where the line between them meets the target
+        chosen = _interpolated(chosen, failing, probe(chosen).vmaf, probe(failing).vmaf, target, round_down=True)
+    if over_budget_at(measured, chosen, budget) > 0:  # up to the first CRF measured within the budget
+        start = max((crf for crf in measured if crf <= chosen), default=chosen)
+        search(lambda crf: over_budget(crf) > 0, start, max_probes, over_budget)
+        within = min((crf for crf in measured if crf > chosen and over_budget(crf) <= 0), default=CRF_HIGHEST)
+        over = max((crf for crf in measured if crf < within and over_budget(crf) > 0), default=None)
+        chosen = within
+        if over is not None and within in measured:
+            logs = math.log(probe(over).kbps), math.log(probe(within).kbps)
+            chosen = _interpolated(over, within, *logs, math.log(budget), round_down=False)
+    return Choice(
+        crf=chosen, measured=estimate(measured, chosen), target=target, budget_kbps=budget, probes=len(measured)
+    )
+
+
+def _interpolated(low_crf, high_crf, at_low, at_high, wanted, round_down):
+    """The CRF between two probes where a straight line through their values reaches `wanted`,
+    rounded to 0.1 toward the safe side (down for quality, up for bits)."""
+    if at_low == at_high:
+        return low_crf if round_down else high_crf
+    crf = low_crf + (at_low - wanted) / (at_low - at_high) * (high_crf - low_crf)
+    crf = min(max(crf, low_crf), high_crf)
+    return (math.floor if round_down else math.ceil)(round(crf * 10, 6)) / 10
+
+
+def estimate(measured, crf):
+    """The samples' VMAF and bits at `crf`, from the probes on either side of it (or the nearest)."""
+    if crf in measured:
+        return measured[crf]
+    below = max((c for c in measured if c < crf), default=None)
+    above = min((c for c in measured if c > crf), default=None)
+    if below is None or above is None:
+        return measured[below if above is None else above]
+    share = (crf - below) / (above - below)
+    low, high = measured[below], measured[above]
+    return Sample(
+        vmaf=low.vmaf + share * (high.vmaf - low.vmaf),
+        kbps=math.exp(math.log(low.kbps) + share * (math.log(high.kbps) - math.log(low.kbps))),
+    )
+
+
+def over_budget_at(measured, crf, budget):
+    """How many CRF steps the samples at `crf` are over the budget (negative: under)."""
+    return -_bits_gap(estimate(measured, crf).kbps, budget)
+
+
+# --- after the whole rung is encoded: what it really delivered ---
+
+
+@dataclass(frozen=True)
+class Encode:
+    """One encode of a whole rung: its CRF and what its segments deliver (video + audio, kb/s)."""
+
+    crf: float
+    kbps: float
+
+
+def rung_budget(choice, audio_kbps):
+    """What the reference would deliver for the rung: its video on the samples and its audio."""
+    return choice.budget_kbps + audio_kbps
+
+
+def predicted_excess(choice, crf):
+    """VMAF above the target at `crf`, as the samples predict it."""
+    return choice.measured.vmaf - choice.target - (crf - choice.crf) * VMAF_PER_CRF
+
+
+def corrected_crf(choice, encode, audio_kbps):
+    """The CRF to encode the rung again at, or None to keep it: over its budget, at the CRF that
+    the gap in bits points to (and a little more); far above the target, nearer to it."""
+    budget = rung_budget(choice, audio_kbps)
+    if encode.kbps > budget:
+        crf = encode.crf + math.log(encode.kbps / budget) / math.log(BITS_PER_CRF) + BUDGET_MARGIN_CRF
+    elif predicted_excess(choice, encode.crf) > EXCESS_VMAF:
+        crf = encode.crf + (predicted_excess(choice, encode.crf) - VMAF_MARGIN) / VMAF_PER_CRF
+    else:
+        return None
+    crf = min(CRF_HIGHEST, math.ceil(crf * 10) / 10)
+    return crf if crf > encode.crf else None
+
+
+def settle(choice, first, encode_at, audio_kbps):
+    """Check the whole rung's first encode against its budget and target, encoding it again with
+    encode_at(crf) -> Encode at most MAX_REENCODES times; (the encode to publish, all of them)."""
+    encodes = [first]
+    while len(encodes) <= MAX_REENCODES:
+        crf = corrected_crf(choice, encodes[-1], audio_kbps)
+        if crf is None or any(encode.crf == crf for encode in encodes):
+            break
+        encodes.append(encode_at(crf))
+    return best_encode(encodes, choice, audio_kbps), encodes
+
+
+def best_encode(encodes, choice, audio_kbps):
+    """Which encode of the rung to publish: within its budget first; among those, the fewest bits
+    that still reach the target (as predicted), else the best quality within the budget; with none
+    within the budget, the fewest bits."""
+    budget = rung_budget(choice, audio_kbps)
+    within = [encode for encode in encodes if encode.kbps <= budget]
+    if not within:
+        return min(encodes, key=lambda encode: encode.kbps)
+    reaching = [encode for encode in within if predicted_excess(choice, encode.crf) >= 0]
+    if reaching:
+        return min(reaching, key=lambda encode: encode.kbps)
+    return min(within, key=lambda encode: encode.crf)
 
 
 def search(passes, first, max_probes, margin_of, lowest=CRF_LOWEST, highest=CRF_HIGHEST):
@@ -140,12 +263,14 @@ def search(passes, first, max_probes, margin_of, lowest=CRF_LOWEST, highest=CRF_
     passes or fails, in CRF steps, for the next guess. Returns {crf: passed} of what it tried."""
     tried = {}
     crf = first
-    while len(tried) < max_probes and crf not in tried:
+    wide = True  # no bracket yet, or one wider than WIDE_BRACKET: extra probes are worth it
+    while crf not in tried and len(tried) < max_probes + (EXTRA_PROBES if wide else 0):
         tried[crf] = passes(crf)
         best_pass = max((c for c, ok in tried.items() if ok), default=None)
         fails_above = [c for c, ok in tried.items() if not ok and (best_pass is None or c > best_pass)]
         if best_pass is not None and fails_above:
             best_fail = min(fails_above)
+            wide = best_fail - best_pass > WIDE_BRACKET
             if best_fail - best_pass <= 1:
                 break
             crf = (best_pass + best_fail) // 2

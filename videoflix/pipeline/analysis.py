@@ -13,7 +13,8 @@ log = logging.getLogger(__name__)
 
 
 def choose_crfs(t, on_progress):
-    """The rungs of transcode `t`, each with the CRF its content needs."""
+    """The rungs of transcode `t`, each with the CRF its content needs, and {rung name: Choice}
+    (what the samples measured, for the check of the whole rung after it is encoded)."""
     ffmpeg, workspace = t.ffmpeg(), t.job.workspace
     samples = workspace / "samples.mp4"  # exact timestamps: VMAF pairs the right frames
     windows = ratecontrol.sample_windows(t.info.duration)
@@ -30,7 +31,7 @@ def choose_crfs(t, on_progress):
         kbps = encoded.stat().st_size * 8 / seconds / 1000
         return ratecontrol.Sample(vmaf=ratecontrol.read_vmaf(vmaf_log.read_text()), kbps=kbps)
 
-    chosen = []
+    chosen, choices = [], {}
     for index, rung in enumerate(t.rungs):
         try:
             reference = measure(rung)
@@ -44,5 +45,6 @@ def choose_crfs(t, on_progress):
                  "%s probes)", t.video.id, rung.name, choice.crf, choice.measured.vmaf, choice.measured.kbps,
                  choice.target, choice.budget_kbps, choice.probes)  # fmt: skip
         chosen.append(Rung(dataclasses.replace(rung.spec, crf=choice.crf), rung.width, rung.height))
+        choices[rung.name] = choice
         on_progress((index + 1) / len(t.rungs))
-    return chosen
+    return chosen, choices

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm.exc import ObjectDeletedError
 
 from videoflix.extensions import db
 from videoflix.media.ffmpeg import FFmpegFailed
@@ -162,7 +163,7 @@ def attempt(video_id, job_id, work, retries_left=0, optimising=False):
     try:
         work(job, job.start())
         return Status.READY
-    except Cancelled:
+    except (Cancelled, ObjectDeletedError):  # the row went while a step read it: a delete, too
         log.info("transcode of video %s (job %s) stopped: video deleted or re-queued", video_id, job_id)
         return CANCELLED
     except NotAVideo as error:

@@ -9,6 +9,7 @@
 Each step is one function over one `Transcode` context; the ffmpeg arguments come from media/,
 the bytes go to and from the store, and the video's row changes only at the publish."""
 
+import dataclasses
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -17,8 +18,9 @@ from pathlib import Path
 from flask import current_app
 
 from videoflix.extensions import db
-from videoflix.media import ladder, playlists, storyboard
+from videoflix.media import ladder, playlists, ratecontrol, storyboard
 from videoflix.media.ffmpeg import FFmpegFailed, ffmpeg_binary, run_ffmpeg
+from videoflix.media.ladder import Rung
 from videoflix.media.probe import Probe, probe
 from videoflix.pipeline import analysis, cleanup
 from videoflix.pipeline import subtitles as subtitle_renditions
@@ -54,6 +56,7 @@ class Transcode:
     source: Path | None = None  # a local file ffmpeg can read
     info: Probe | None = None
     rungs: list = field(default_factory=list)
+    choices: dict = field(default_factory=dict)  # rung name -> ratecontrol.Choice (efficient ladder)
     poster_key: str | None = None  # a poster made by this attempt, stored but not yet published
     storyboard: bool = False  # scrub previews are in the output
 
@@ -81,22 +84,58 @@ def plan(t):
 
 def choose_crfs(t):
     """Each rung's CRF from the content (pipeline/analysis.py)."""
-    t.rungs = analysis.choose_crfs(t, on_progress=lambda done: t.job.report(done * (1 - t.ladder.encode_share)))
+    on_progress = lambda done: t.job.report(done * (1 - t.ladder.encode_share))  # noqa: E731
+    t.rungs, t.choices = analysis.choose_crfs(t, on_progress=on_progress)
 
 
 def encode(t):
     t.output.mkdir()
+    before = 1 - t.ladder.encode_share
+    encode_rungs(
+        t, t.rungs, t.output, lambda seconds: t.job.report(before + t.ladder.encode_share * seconds / t.info.duration)
+    )
+
+
+def encode_rungs(t, rungs, output, on_progress=None):
+    """One ffmpeg that writes `rungs` as HLS renditions into output/<name>/."""
     preset = current_app.config["TRANSCODE_PRESET"] if t.ladder is FAST else None
     command = ladder.build_hls_command(
-        t.ffmpeg(), t.source, t.output, t.info, t.rungs, preset, gop_seconds=t.ladder.gop_seconds
+        t.ffmpeg(), t.source, output, t.info, rungs, preset, gop_seconds=t.ladder.gop_seconds
     )
-    before = 1 - t.ladder.encode_share
-    run_ffmpeg(
-        command,
-        t.timeout(),
-        on_progress=lambda seconds: t.job.report(before + t.ladder.encode_share * seconds / t.info.duration),
-        stderr_path=t.job.workspace / "ffmpeg.log",
-    )
+    run_ffmpeg(command, t.timeout(), on_progress=on_progress, stderr_path=t.job.workspace / "ffmpeg.log")
+
+
+def keep_within_budget(t):
+    """The efficient ladder checked against what each whole rung really delivered: a rung over
+    what the reference would deliver, or far above its quality target, is encoded again at the
+    CRF its measurement points to (media/ratecontrol.py: at most twice), and the better encode
+    by "within budget, then fewest bits at the target" is kept."""
+    for index, rung in enumerate(t.rungs):
+        choice = t.choices.get(rung.name)
+        if choice is None:  # no per-title choice (no libvmaf): nothing to check against
+            continue
+
+        def encode_at(crf, rung=rung):
+            again = Rung(dataclasses.replace(rung.spec, crf=crf), rung.width, rung.height)
+            output = t.job.workspace / f"again-{rung.name}-{crf}"
+            output.mkdir()
+            encode_rungs(t, [again], output)
+            return ratecontrol.Encode(crf, delivered_kbps(output / rung.name))
+
+        first = ratecontrol.Encode(rung.spec.crf, delivered_kbps(t.output / rung.name))
+        best, encodes = ratecontrol.settle(choice, first, encode_at, rung.spec.audio_kbps)
+        log.info("video %s %s: %s", t.video.id, rung.name,
+                 ", ".join(f"CRF {e.crf}: {e.kbps:.0f} kb/s" for e in encodes) + f"; kept CRF {best.crf}, "
+                 f"budget {ratecontrol.rung_budget(choice, rung.spec.audio_kbps):.0f} kb/s")  # fmt: skip
+        if best is not first:
+            shutil.rmtree(t.output / rung.name)
+            shutil.move(t.job.workspace / f"again-{rung.name}-{best.crf}" / rung.name, t.output / rung.name)
+            t.rungs[index] = Rung(dataclasses.replace(rung.spec, crf=best.crf), rung.width, rung.height)
+
+
+def delivered_kbps(folder):
+    """What a rendition's segments deliver (video + audio), in kb/s."""
+    return playlists.rendition_stats(folder).average_bps / 1000
 
 
 def package(t):
@@ -174,7 +213,7 @@ def next_phase(published):
 
 
 FAST_STEPS = (probe_source, plan, encode, package, make_storyboard, make_poster, publish)
-EFFICIENT_STEPS = (probe_source, plan, choose_crfs, encode, package, make_storyboard, publish)
+EFFICIENT_STEPS = (probe_source, plan, choose_crfs, encode, keep_within_budget, package, make_storyboard, publish)
 
 
 def _runner(ladder_pass, steps):
