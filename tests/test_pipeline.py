@@ -294,11 +294,15 @@ def test_the_heartbeat_goes_on_while_ffmpeg_reports_nothing(app, clips, tmp_path
     assert get_video(app, video_id).status == Status.FAILED  # the fake ffmpeg exits 1 in the end
 
 
-def test_transient_failures_are_retried_then_marked_failed(app, clips, tmp_path):
+def fake_ffmpeg(tmp_path, script):
     broken = tmp_path / "ffmpeg"
-    broken.write_text("#!/bin/sh\necho 'simulated encoder crash' >&2\nexit 1\n")
+    broken.write_text(f"#!/bin/sh\n{script}\n")
     broken.chmod(0o755)
-    app.config["FFMPEG_BINARY"] = str(broken)
+    return str(broken)
+
+
+def test_transient_failures_are_retried_then_marked_failed(app, clips, tmp_path):
+    app.config["FFMPEG_BINARY"] = fake_ffmpeg(tmp_path, "echo 'simulated encoder crash' >&2\nkill -SEGV $$")
     video_id = _queued_video(app, clips["small"])
     with app.app_context():
         with pytest.raises(FFmpegFailed):
@@ -307,8 +311,22 @@ def test_transient_failures_are_retried_then_marked_failed(app, clips, tmp_path)
         assert transcode(video_id, "a" * 32, retries_left=0) == Status.FAILED
     video = get_video(app, video_id)
     assert video.status == Status.FAILED
-    assert video.error == "ffmpeg exited with status 1.\nsimulated encoder crash"
+    assert video.error == "ffmpeg exited with status -11.\nsimulated encoder crash"
     assert not any(path.startswith(".work/") for path in media_files(app))
+
+
+def test_a_file_ffmpeg_cannot_process_fails_once_with_what_to_do_and_ffmpeg_s_last_lines(app, clips, tmp_path):
+    """Deterministic: the same file would fail again, so no retry burns the queue."""
+    script = "echo 'Error while decoding stream #0:0: Invalid data found when processing input' >&2\nexit 183"
+    app.config["FFMPEG_BINARY"] = fake_ffmpeg(tmp_path, script)
+    video_id = _queued_video(app, clips["small"])
+    with app.app_context():
+        assert transcode(video_id, "a" * 32, retries_left=2) == Status.FAILED  # not raised: no retry
+    assert get_video(app, video_id).error == (
+        "ffmpeg could not process this file (exit status 183); the same file would fail again. Re-export it "
+        "(for example as H.264 in MP4) and upload it again.\n"
+        "Error while decoding stream #0:0: Invalid data found when processing input"
+    )
 
 
 def test_ffmpeg_is_stopped_at_its_timeout(app, tmp_path):

@@ -31,10 +31,22 @@ def source_options(demuxers=SOURCE_DEMUXERS):
     return {"protocol_whitelist": SOURCE_PROTOCOLS, "format_whitelist": demuxers}
 
 
+# What makes an ffmpeg that exited by itself worth running again: the machine, not the file.
+TRANSIENT_ERRORS = ("No space left on device", "Cannot allocate memory", "Resource temporarily unavailable")
+DETERMINISTIC = (
+    "ffmpeg could not process this file (exit status {code}); the same file would fail again. "
+    "Re-export it (for example as H.264 in MP4) and upload it again."
+)
+
+
 class FFmpegFailed(Exception):
-    def __init__(self, message, stderr_tail=""):
+    """ffmpeg failed. `transient`: a timeout, a signal (a crash, a kill) or a lack of room or
+    memory, which a retry may get past; otherwise what the file holds made it fail."""
+
+    def __init__(self, message, stderr_tail="", transient=True):
         super().__init__(message)
         self.stderr_tail = stderr_tail
+        self.transient = transient
 
 
 def ffmpeg_binary(configured=None):
@@ -72,9 +84,12 @@ def run_ffmpeg(command, timeout, on_progress=None, stderr_path=None):
             process.wait()
         process.stdout.close()
     if process.returncode != 0:
+        tail = _tail(stderr_path)
         if timed_out.is_set():
-            raise FFmpegFailed(f"ffmpeg timed out after {timeout:.0f} s.", _tail(stderr_path))
-        raise FFmpegFailed(f"ffmpeg exited with status {process.returncode}.", _tail(stderr_path))
+            raise FFmpegFailed(f"ffmpeg timed out after {timeout:.0f} s.", tail)
+        if process.returncode < 0 or any(marker in tail for marker in TRANSIENT_ERRORS):
+            raise FFmpegFailed(f"ffmpeg exited with status {process.returncode}.", tail)
+        raise FFmpegFailed(DETERMINISTIC.format(code=process.returncode), tail, transient=False)
 
 
 def _tail(path):

@@ -176,7 +176,7 @@ def attempt(video_id, job_id, work, retries_left=0, optimising=False):
         tail = getattr(error, "stderr_tail", "")
         if tail:
             message += f"\n{tail}"
-        if retries_left > 0:
+        if retries_left > 0 and getattr(error, "transient", True):
             log.warning("transcode of video %s failed, will retry: %s", video_id, message)
             raise
         job.fail(message)
