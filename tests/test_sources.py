@@ -185,3 +185,35 @@ def test_the_master_names_the_codecs_the_streams_really_are(app, runner, clips):
     for variant in master.playlists:
         folder = rendition_dir(app, video, variant.uri.split("/")[0])
         assert variant.stream_info.codecs.split(",")[0] == stream_codecs(folder / "000.ts")
+
+
+def dominant_frequency(path):
+    """The loudest frequency of a rendition's decoded audio (its first audio stream)."""
+    with av.open(str(path)) as container:
+        samples = np.concatenate([frame.to_ndarray()[0] for frame in container.decode(audio=0)])
+    spectrum = np.abs(np.fft.rfft(samples))
+    return np.fft.rfftfreq(len(samples), 1 / 48_000)[int(spectrum.argmax())]
+
+
+def test_every_audio_language_is_kept_and_selectable(app, runner, tmp_path, client, auth):
+    source = tmp_path / "two-languages.mkv"  # English at 440 Hz, German at 880 Hz
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=8", "-f", "lavfi", "-i", "sine=frequency=440:duration=8",
+           "-f", "lavfi", "-i", "sine=frequency=880:duration=8", "-map", "0", "-map", "1", "-map", "2",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-metadata:s:a:0", "language=eng",
+           "-metadata:s:a:0", "title=English", "-metadata:s:a:1", "language=deu", source)  # fmt: skip
+    video = published(app, runner, source)
+    auth.signed_in()
+    master = m3u8.loads(client.get(f"/api/video/{video.id}/master.m3u8").get_data(as_text=True))
+    assert [(m.type, m.group_id, m.language, m.name, m.default, m.uri) for m in master.media] == [
+        ("AUDIO", "aud", "eng", "English", "YES", None),  # muxed into every variant
+        ("AUDIO", "aud", "deu", "deu", "NO", "audio/1/index.m3u8"),
+    ]
+    assert all(variant.stream_info.audio == "aud" for variant in master.playlists)
+    german = client.get(f"/api/video/{video.id}/audio/1/index.m3u8")
+    assert german.status_code == 200 and german.mimetype == "application/vnd.apple.mpegurl"
+    first = m3u8.loads(german.get_data(as_text=True)).segments[0].uri
+    assert client.get(f"/api/video/{video.id}/audio/1/{first}").status_code == 200
+    assert app.test_client().get(f"/api/video/{video.id}/audio/1/index.m3u8").status_code == 401
+    version = Path(app.config["MEDIA_ROOT"]) / video.hls_path
+    assert abs(dominant_frequency(version / "audio/1/index.m3u8") - 880) < 5
+    assert abs(dominant_frequency(version / "480p/index.m3u8") - 440) < 5  # what the SPA plays: the first

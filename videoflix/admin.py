@@ -290,6 +290,14 @@ class VideoAdmin(StaffOnly, ModelView):
     def preview_segment(self, video_id, resolution, segment):
         return playback.segment(video_id, resolution, segment)
 
+    @expose("/preview/<id:video_id>/audio/<id:track>/index.m3u8")
+    def preview_audio_playlist(self, video_id, track):
+        return playback.audio_playlist(video_id, track)
+
+    @expose("/preview/<id:video_id>/audio/<id:track>/<segment>")
+    def preview_audio_segment(self, video_id, track, segment):
+        return playback.audio_segment(video_id, track, segment)
+
     def get_create_form(self):
         """A new video needs a file; an edit may keep the one it has."""
         form_class = super().get_create_form()

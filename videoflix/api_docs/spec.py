@@ -148,6 +148,7 @@ def path_param(name, schema, description=None):
 
 VIDEO_ID = path_param("video_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID})
 TRACK_ID = path_param("track_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID})
+AUDIO_TRACK = path_param("track", {"type": "integer", "minimum": 1, "maximum": MAX_ID})
 RESOLUTION = path_param(
     "resolution",
     {"type": "string", "enum": list(RESOLUTIONS)},
@@ -355,6 +356,11 @@ def video_paths():
                                        [VIDEO_ID, RESOLUTION])  # fmt: skip
     segment = [VIDEO_ID, RESOLUTION, path_param("segment", pattern(playback.SEGMENT_NAME))]
     yield v.media_segment, media_file("A segment (MPEG-TS)", keys.CONTENT_TYPES[".ts"], segment, ranges=True)
+    yield v.audio_playlist, media_file("An alternative audio track's playlist (the source's second track is 1)",
+                                       playlist, [VIDEO_ID, AUDIO_TRACK])  # fmt: skip
+    audio_segment = [VIDEO_ID, AUDIO_TRACK, path_param("segment", pattern(playback.SEGMENT_NAME))]
+    yield v.audio_segment, media_file("An audio-only segment (MPEG-TS)", keys.CONTENT_TYPES[".ts"], audio_segment,
+                                      ranges=True)  # fmt: skip
     yield v.storyboard_track, media_file("The scrub previews' WebVTT track", vtt, [VIDEO_ID])
     sheet = [VIDEO_ID, path_param("name", pattern(playback.SHEET_NAME))]
     yield v.storyboard_sheet, media_file("A sheet of scrub preview frames", "image/jpeg", sheet, ranges=True)

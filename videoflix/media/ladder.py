@@ -154,6 +154,11 @@ def build_hls_command(ffmpeg, source, out_dir, probe, rungs, preset=None, cascad
             command += ["-map", "0:a:0", f"-b:a:{index}", f"{spec.audio_kbps}k"]
             entry += f",a:{index}"
         stream_map.append(f"{entry},name:{rung.name}")
+    # Every further audio track: an audio-only rendition audio/<n>/ (HLS alternative audio).
+    for number in range(1, len(probe.audio_tracks)):
+        output_index = len(rungs) + number - 1
+        command += ["-map", f"0:a:{number}", f"-b:a:{output_index}", f"{ALTERNATIVE_AUDIO_KBPS}k"]
+        stream_map.append(f"a:{output_index},name:{alternative_audio_folder(number)}")
     command += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", str(gop), "-keyint_min", str(gop)]
     command += ["-sc_threshold", "0", "-flags", "+cgop", *conform.OUTPUT_COLOUR_ARGS]
     if probe.has_audio:
@@ -170,6 +175,15 @@ def build_hls_command(ffmpeg, source, out_dir, probe, rungs, preset=None, cascad
         "-progress", "pipe:1", "-nostats",
     ]  # fmt: skip
     return command
+
+
+ALTERNATIVE_AUDIO_KBPS = 128
+ALTERNATIVE_AUDIO_FOLDER = "audio"
+
+
+def alternative_audio_folder(number):
+    """Where the source's audio track `number` (1 = its second) is published inside a version."""
+    return f"{ALTERNATIVE_AUDIO_FOLDER}/{number}"
 
 
 POSTER_HEIGHT = 720

@@ -9,6 +9,7 @@ import m3u8
 
 from videoflix.media import subtitles
 from videoflix.media.ffmpeg import OUTPUT_PROTOCOLS, FFmpegFailed
+from videoflix.media.ladder import alternative_audio_folder
 
 AUDIO_CODEC = "mp4a.40.2"  # AAC-LC
 
@@ -81,6 +82,58 @@ class Variant:
         )
 
 
+@dataclass(frozen=True)
+class AudioRendition:
+    """One audio track in the master playlist: number 0 is the source's first track, muxed into
+    every variant (so it has no URI of its own); the others are audio-only renditions."""
+
+    number: int
+    language: str | None
+    name: str
+
+    @property
+    def uri(self):
+        return f"{alternative_audio_folder(self.number)}/index.m3u8" if self.number else None
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls(number=int(data["number"]), language=data.get("language"), name=str(data["name"]))
+
+
+AUDIO_GROUP = "aud"
+
+
+def audio_renditions(probe):
+    """The source's audio tracks as HLS alternative audio: none unless it has more than one."""
+    if len(probe.audio_tracks) < 2:
+        return []
+    return [
+        AudioRendition(
+            number=number,
+            language=track.language if track.language and subtitles.LANGUAGE.fullmatch(track.language) else None,
+            name=subtitles.clean_label(track.title or track.language or f"Audio {number + 1}")[:64]
+            or f"Audio {number + 1}",
+        )
+        for number, track in enumerate(probe.audio_tracks)
+    ]
+
+
+def audio_media_line(rendition):
+    """The EXT-X-MEDIA entry of an audio track (values checked again here)."""
+    if subtitles.label_problem(rendition.name) or (
+        rendition.language is not None and not subtitles.LANGUAGE.fullmatch(rendition.language)
+    ):
+        raise ValueError(f"not an audio track that can be written into a playlist: {rendition!r}")
+    attributes = [f'TYPE=AUDIO,GROUP-ID="{AUDIO_GROUP}"']
+    if rendition.language:
+        attributes.append(f'LANGUAGE="{rendition.language}"')
+    attributes.append(f'NAME="{rendition.name}"')
+    attributes.append(f"DEFAULT={'YES' if rendition.number == 0 else 'NO'},AUTOSELECT=YES")
+    if rendition.uri:
+        attributes.append(f'URI="{rendition.uri}"')
+    return "#EXT-X-MEDIA:" + ",".join(attributes)
+
+
 VARIANTS_FILE = "variants.json"
 VARIANT_URI = re.compile(r"[0-9]{3,4}p/index\.m3u8")
 CODECS = re.compile(r"[A-Za-z0-9.]+(,[A-Za-z0-9.]+)*")
@@ -103,18 +156,23 @@ def variants(rungs, stats, probe):
     ]
 
 
-def variants_json(variant_list):
-    return json.dumps([asdict(variant) for variant in variant_list], indent=1)
+def variants_json(variant_list, audio=()):
+    return json.dumps({"variants": [asdict(v) for v in variant_list], "audio": [asdict(a) for a in audio]}, indent=1)
 
 
 def variants_from_json(text):
-    return [Variant.from_dict(item) for item in json.loads(text)]
+    """(variants, audio renditions) as variants_json wrote them (a bare list: variants only)."""
+    data = json.loads(text)
+    if isinstance(data, list):
+        return [Variant.from_dict(item) for item in data], []
+    return [Variant.from_dict(item) for item in data["variants"]], [AudioRendition.from_dict(a) for a in data["audio"]]
 
 
-def master_playlist(variant_list, tracks=()):
-    """The multivariant playlist from its variants and subtitle tracks; every value written is
-    checked against an allow-list, so no input can add a line."""
+def master_playlist(variant_list, tracks=(), audio=()):
+    """The multivariant playlist from its variants, subtitle tracks and audio tracks; every value
+    written is checked against an allow-list, so no input can add a line."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    lines += [audio_media_line(rendition) for rendition in audio]
     lines += [subtitles.media_line(track) for track in tracks]
     for variant in variant_list:
         if not VARIANT_URI.fullmatch(variant.uri) or not CODECS.fullmatch(variant.codecs):
@@ -126,6 +184,8 @@ def master_playlist(variant_list, tracks=()):
             f'CODECS="{variant.codecs}"',
             f"FRAME-RATE={variant.frame_rate:.3f}",
         ]
+        if audio:
+            attributes.append(f'AUDIO="{AUDIO_GROUP}"')
         if tracks:
             attributes.append(f'SUBTITLES="{subtitles.GROUP}"')
         lines += [f"#EXT-X-STREAM-INF:{','.join(attributes)}", variant.uri]

@@ -39,6 +39,14 @@ class Colour:
 
 
 @dataclass(frozen=True)
+class AudioTrack:
+    """One audio stream of the source, as its tags name it (None where they do not)."""
+
+    language: str | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True)
 class Probe:
     duration: float  # of the longer stream: what the published video lasts
     width: int  # as displayed, in square pixels: rotation and sample aspect ratio applied
@@ -49,6 +57,7 @@ class Probe:
     interlaced: bool = False
     variable_frame_rate: bool = False
     video_duration: float | None = None  # None: the same as `duration`
+    audio_tracks: tuple = ()  # AudioTrack of every audio stream, the first muxed into every rendition
 
     @property
     def picture_duration(self):
@@ -78,6 +87,7 @@ def probe(path):
             colour = _colour(frame, stream.codec_context, height)
             interlaced = bool(frame.interlaced_frame) or stream.codec_context.field_order in INTERLACED_FIELD_ORDERS
             has_audio = bool(container.streams.audio)
+            audio_tracks = tuple(_audio_track(audio.metadata) for audio in container.streams.audio)
     except NotAVideo:
         raise
     except (av.FFmpegError, StopIteration, OSError) as error:
@@ -88,7 +98,14 @@ def probe(path):
     return Probe(
         duration=duration, width=width, height=height, fps=fps, has_audio=has_audio, colour=colour,
         interlaced=interlaced, variable_frame_rate=variable, video_duration=video_duration or duration,
+        audio_tracks=audio_tracks,
     )  # fmt: skip
+
+
+def _audio_track(tags):
+    language = (tags.get("language") or "").strip().lower()
+    title = (tags.get("title") or tags.get("name") or "").strip()
+    return AudioTrack(language=language if language and language != "und" else None, title=title or None)
 
 
 INTERLACED_FIELD_ORDERS = (2, 3, 4, 5)  # AV_FIELD_TT, BB, TB, BT

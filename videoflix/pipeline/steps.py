@@ -145,9 +145,9 @@ def package(t):
     lowest = t.output / t.rungs[0].name
     durations, start_pts = subtitle_renditions.grid(lowest / "index.m3u8", lowest / "000.ts")
     tracks = subtitle_renditions.write_renditions(t.output, t.video.id, durations, start_pts, t.job.workspace)
-    variants = playlists.variants(t.rungs, stats, t.info)
-    (t.output / playlists.VARIANTS_FILE).write_text(playlists.variants_json(variants))
-    (t.output / "master.m3u8").write_text(playlists.master_playlist(variants, tracks))
+    variants, audio = playlists.variants(t.rungs, stats, t.info), playlists.audio_renditions(t.info)
+    (t.output / playlists.VARIANTS_FILE).write_text(playlists.variants_json(variants, audio))
+    (t.output / "master.m3u8").write_text(playlists.master_playlist(variants, tracks, audio))
 
 
 def make_storyboard(t):

@@ -56,15 +56,16 @@ def write_renditions(output, video_id, durations, start_pts, scratch):
 
 
 def stored_variants(video, scratch):
-    """The published version's variants: its VARIANTS_FILE, or for a version published before that
-    file existed, the entries of its master that name the video's own renditions."""
+    """(variants, audio renditions) of the published version: its VARIANTS_FILE, or for a version
+    published before that file existed, the entries of its master that name the video's own
+    renditions (such a version has no alternative audio)."""
     store, version = media_store(), video.hls_path
     try:
         with store.local_file(f"{version}/{playlists.VARIANTS_FILE}", folder=scratch) as stored:
             return playlists.variants_from_json(Path(stored).read_text())
     except FileNotFoundError:
         with store.local_file(f"{version}/{MASTER}", folder=scratch) as master:
-            return playlists.variants_of_legacy_master(Path(master).read_text(), video.renditions)
+            return playlists.variants_of_legacy_master(Path(master).read_text(), video.renditions), []
 
 
 @task(retries=3, retry_delay=10)
@@ -85,7 +86,8 @@ def republish(video_id):
         tracks = write_renditions(output, video_id, durations, start_pts, scratch)
         for track in tracks:
             store.put_tree(output / track.folder, f"{version}/{track.folder}")
-        (scratch / MASTER).write_text(playlists.master_playlist(stored_variants(video, scratch), tracks))
+        variants, audio = stored_variants(video, scratch)
+        (scratch / MASTER).write_text(playlists.master_playlist(variants, tracks, audio))
         store.put_file(f"{version}/{MASTER}", scratch / MASTER)  # one atomic replace
     live = {track.folder for track in tracks}
     stale = {"/".join(o.key.split("/")[3:5]) for o in store.list(f"{version}/{subtitles.FOLDER}")} - live

@@ -9,7 +9,7 @@ from werkzeug.exceptions import NotFound
 
 from videoflix.extensions import db
 from videoflix.media import storyboard, subtitles
-from videoflix.media.ladder import RESOLUTIONS
+from videoflix.media.ladder import RESOLUTIONS, alternative_audio_folder
 from videoflix.storage import delivery
 from videoflix.storage.keys import PLAYLIST_TYPE, SEGMENT_TYPE, TEXT_TRACK_TYPE
 from videoflix.videos import catalogue
@@ -73,6 +73,19 @@ def segment(video_id, resolution, name):
         abort(404, "Segment not found.")
     return send_published(video_id, lambda renditions: f"{rendition_for(renditions, resolution)}/{name}",
                           SEGMENT_TYPE, SEGMENT_MAX_AGE)  # fmt: skip
+
+
+def audio_playlist(video_id, number):
+    """An alternative audio track's playlist (the source's track `number`, 1 = its second)."""
+    folder = alternative_audio_folder(number)
+    return send_published(video_id, lambda _renditions: f"{folder}/index.m3u8", PLAYLIST_TYPE, PLAYLIST_MAX_AGE)
+
+
+def audio_segment(video_id, number, name):
+    if not SEGMENT_NAME.fullmatch(name):
+        abort(404, "Segment not found.")
+    folder = alternative_audio_folder(number)
+    return send_published(video_id, lambda _renditions: f"{folder}/{name}", SEGMENT_TYPE, SEGMENT_MAX_AGE)
 
 
 def storyboard_track(video_id):

@@ -85,6 +85,18 @@ def master_playlist(video_id):
     return playback.master(video_id)
 
 
+@bp.get("/<id:video_id>/audio/<id:track>/index.m3u8")
+@login_required
+def audio_playlist(video_id, track):
+    return playback.audio_playlist(video_id, track)
+
+
+@bp.get("/<id:video_id>/audio/<id:track>/<segment>")
+@login_required
+def audio_segment(video_id, track, segment):
+    return playback.audio_segment(video_id, track, segment)
+
+
 @bp.get("/<id:video_id>/storyboard.vtt")
 @login_required
 def storyboard_track(video_id):
