@@ -1,5 +1,6 @@
 import ipaddress
 import re
+import socket
 
 import pytest
 import sqlalchemy as sa
@@ -191,3 +192,15 @@ def test_every_script_on_an_admin_page_carries_the_response_s_nonce(client):
     assert "fonts.googleapis.com" not in client.get(
         "/static/vendor/bootswatch-flatly-4.6.2/bootstrap.min.css"
     ).get_data(True)
+
+
+def test_serve_says_in_one_line_when_its_port_is_taken(app):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = app.test_cli_runner().invoke(args=["serve", "--port", str(port)])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: port {port} on 127.0.0.1 is taken (another Videoflix?): stop it, or run make run PORT={port + 1}\n"
+    )

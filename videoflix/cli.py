@@ -2,6 +2,7 @@
 `flask media ...`."""
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -79,6 +80,15 @@ def report_storage():
         click.echo(f"Warning: media storage unusable: {error}", err=True)
 
 
+def port_is_free(host, port):
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe_socket:
+        try:
+            probe_socket.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def _stop(_signal_number, _frame):
     raise KeyboardInterrupt
 
@@ -94,6 +104,8 @@ def serve(host, port, threads, worker):
     --no-worker, a worker beside it; Ctrl-C stops both."""
     port = port or current_app.config["PORT"]
     options = {**current_app.config["WAITRESS_OPTIONS"], **({"threads": threads} if threads else {})}
+    if not port_is_free(host, port):
+        fail(f"port {port} on {host} is taken (another Videoflix?): stop it, or run make run PORT={port + 1}")
     report_storage()
     worker_process = None
     if worker:
@@ -104,8 +116,9 @@ def serve(host, port, threads, worker):
     # Explicit, since a shell that starts us in the background leaves SIGINT ignored.
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop_signal, _stop)
+    base = f"http://{host}:{port}"
     beside = f"; worker pid {worker_process.pid}" if worker_process else ""
-    click.echo(f"Videoflix on http://{host}:{port}/api/ (admin: /admin/){beside}")
+    click.echo(f"Videoflix on {base}: API docs {base}/api/docs/, staff admin {base}/admin/{beside}")
     try:
         waitress_serve(current_app._get_current_object(), host=host, port=port, **options)
     except KeyboardInterrupt:
