@@ -107,8 +107,8 @@ def test_the_published_renditions_memo_is_bounded(app):
             assert catalogue.published_renditions(video_id) is not None
         memo, _lock = catalogue._published_memo()
         assert len(memo) <= catalogue.PUBLISHED_MEMO_SIZE
-        assert all(video_id in memo for video_id in ids[-50:])  # the latest are remembered
-        assert not any(video_id in memo for video_id in ids[:50])  # the oldest made room (or expired)
+        assert all((video_id, True) in memo for video_id in ids[-50:])  # the latest are remembered
+        assert not any((video_id, True) in memo for video_id in ids[:50])  # the oldest made room (or expired)
 
 
 def test_the_verified_tokens_memos_are_bounded(app):

@@ -18,7 +18,16 @@ from flask_admin.form import SecureForm
 from flask_admin.theme import Bootstrap4Theme
 from markupsafe import Markup, escape
 from werkzeug.exceptions import RequestEntityTooLarge
-from wtforms import EmailField, FileField, HiddenField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms import (
+    DateTimeLocalField,
+    EmailField,
+    FileField,
+    HiddenField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, InputRequired, Length, StopValidation, ValidationError
 
 from videoflix import errors, security_headers
@@ -37,7 +46,7 @@ from videoflix.uploads.models import Upload
 from videoflix.uploads.spool import part_path, remove_upload
 from videoflix.validation import parse_id
 from videoflix.videos import playback
-from videoflix.videos.models import CATEGORIES, Phase, Status, Subtitle, Video
+from videoflix.videos.models import CATEGORIES, Phase, Status, Subtitle, Video, publish_at_value
 from videoflix.videos.schemas import poster_url
 
 
@@ -238,13 +247,44 @@ def rung_figures(video):
     return figures
 
 
+WHEN_READY, DRAFT, SCHEDULED = "published", "draft", "scheduled"
+PUBLISHING_CHOICES = [(WHEN_READY, "Publish when ready"), (DRAFT, "Draft (staff only)"), (SCHEDULED, "Scheduled")]
+
+
+def require_release_time(form, field):
+    if form.publish_choice.data == SCHEDULED and field.data is None:
+        raise StopValidation("Choose when a scheduled video comes out.")
+    if form.publish_choice.data != SCHEDULED:
+        field.errors = []
+        raise StopValidation()
+
+
+def publish_at_for(choice, release_at, current):
+    """The video's publish_at for a choice on the form: a draft has none, a scheduled video its
+    time (UTC), and "when ready" keeps a past time or starts now."""
+    if choice == DRAFT:
+        return None
+    if choice == SCHEDULED:
+        return release_at.replace(tzinfo=UTC)
+    now = datetime.now(UTC)
+    if current is not None and (current if current.tzinfo else current.replace(tzinfo=UTC)) <= now:
+        return current
+    return now
+
+
+def _publishing_cell(_view, _context, video, _name):
+    if video.publishing == SCHEDULED:
+        return f"scheduled {video.publish_at.strftime('%Y-%m-%d %H:%M')} UTC"
+    return video.publishing
+
+
 class VideoAdmin(StaffOnly, ModelView):
     form_base_class = SecureForm
     list_template = "admin/video_list.html"
     create_template = "admin/video_create.html"
     edit_template = "admin/video_edit.html"
-    column_list = ("id", "poster", "title", "category", "status", "duration", "source", "renditions", "error",
-                   "created_at")  # fmt: skip
+    column_list = ("id", "poster", "title", "category", "status", "publishing", "duration", "source", "renditions",
+                   "error", "created_at")  # fmt: skip
     column_default_sort = ("created_at", True)
     column_searchable_list = ("title", "description")
     column_filters = ("category", "status")
@@ -255,9 +295,11 @@ class VideoAdmin(StaffOnly, ModelView):
         "source": lambda _v, _c, video, _n: f"{video.width}×{video.height}" if video.width else "",
         "renditions": lambda _v, _c, video, _n: ", ".join(video.renditions or []),
         "error": _error_cell,
+        "publishing": _publishing_cell,
         "created_at": lambda _v, _c, video, _n: video.created_at.strftime("%Y-%m-%d %H:%M"),
     }
-    form_columns = ("title", "description", "category", "video_file", "upload_id", "poster_file")
+    form_columns = ("title", "description", "category", "video_file", "upload_id", "poster_file", "publish_choice",
+                    "release_at")  # fmt: skip
     form_overrides = {"category": SelectField, "description": TextAreaField, "title": StringField}
     form_args = {
         "title": {"validators": [InputRequired(), Length(max=200)]},
@@ -270,6 +312,10 @@ class VideoAdmin(StaffOnly, ModelView):
         "poster_file": FileField(
             "Poster (optional; generated from the video otherwise)", validators=[validate_poster_file]
         ),
+        "publish_choice": SelectField("Publishing", choices=PUBLISHING_CHOICES, default=WHEN_READY),
+        "release_at": DateTimeLocalField(
+            "Release at (UTC)", format=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"], validators=[require_release_time]
+        ),
     }
 
     def render(self, template, **kwargs):
@@ -278,25 +324,26 @@ class VideoAdmin(StaffOnly, ModelView):
         return super().render(template, **kwargs)
 
     # The edit page's preview player: the published HLS files, for the staff session.
+    # Drafts and scheduled videos play here too (released_only=False).
     @expose("/preview/<id:video_id>/master.m3u8")
     def preview_master(self, video_id):
-        return playback.master(video_id)
+        return playback.master(video_id, released_only=False)
 
     @expose("/preview/<id:video_id>/<resolution>/index.m3u8")
     def preview_media_playlist(self, video_id, resolution):
-        return playback.media_playlist(video_id, resolution)
+        return playback.media_playlist(video_id, resolution, released_only=False)
 
     @expose("/preview/<id:video_id>/<resolution>/<segment>")
     def preview_segment(self, video_id, resolution, segment):
-        return playback.segment(video_id, resolution, segment)
+        return playback.segment(video_id, resolution, segment, released_only=False)
 
     @expose("/preview/<id:video_id>/audio/<id:track>/index.m3u8")
     def preview_audio_playlist(self, video_id, track):
-        return playback.audio_playlist(video_id, track)
+        return playback.audio_playlist(video_id, track, released_only=False)
 
     @expose("/preview/<id:video_id>/audio/<id:track>/<segment>")
     def preview_audio_segment(self, video_id, track, segment):
-        return playback.audio_segment(video_id, track, segment)
+        return playback.audio_segment(video_id, track, segment, released_only=False)
 
     def get_create_form(self):
         """A new video needs a file; an edit may keep the one it has."""
@@ -309,7 +356,17 @@ class VideoAdmin(StaffOnly, ModelView):
 
         return CreateVideoForm
 
+    def edit_form(self, obj=None):
+        form = super().edit_form(obj)
+        if request.method == "GET" and obj is not None:
+            form.publish_choice.data = obj.publishing
+            form.release_at.data = obj.publish_at if obj.publishing == "scheduled" else None
+        return form
+
     def on_model_change(self, form, model, is_created):
+        model.publish_at = publish_at_value(
+            publish_at_for(form.publish_choice.data, form.release_at.data, model.publish_at)
+        )
         uploads = g.stored_uploads = StoredUploads(needs_transcode=is_created)
         video_upload, poster_upload = form.video_file.data, form.poster_file.data
         resumable = finished_upload(form.upload_id.data)
@@ -344,6 +401,21 @@ class VideoAdmin(StaffOnly, ModelView):
 
     def after_model_delete(self, model):
         delete_video_media(model)
+
+    @action("publish", "Publish now", "Show the selected videos to viewers (as soon as they are ready)?")
+    def action_publish(self, ids):
+        self._set_publish_at(ids, lambda video: publish_at_for(WHEN_READY, None, video.publish_at), "Published")
+
+    @action("unpublish", "Unpublish (draft)", "Hide the selected videos from viewers?")
+    def action_unpublish(self, ids):
+        self._set_publish_at(ids, lambda _video: None, "Unpublished")
+
+    def _set_publish_at(self, ids, publish_at_of, done):
+        videos = db.session.scalars(sa.select(Video).where(Video.id.in_(_ids(ids)))).all()
+        for video in videos:
+            video.publish_at = publish_at_of(video)
+        db.session.commit()
+        flash(f"{done} {len(videos)} video(s).", "success")
 
     @action("retranscode", "Re-transcode", "Transcode the selected videos again?")
     def action_retranscode(self, ids):

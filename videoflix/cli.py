@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC
 from pathlib import Path
 
 import click
@@ -26,7 +27,7 @@ from videoflix.queue import huey
 from videoflix.storage import keys, media_store, migration
 from videoflix.storage.errors import StorageUnavailable
 from videoflix.storage.local import LocalStorage
-from videoflix.videos.models import CATEGORIES, Status, Video
+from videoflix.videos.models import CATEGORIES, Status, Video, publish_at_value
 
 
 def fail(message):
@@ -133,6 +134,9 @@ def serve(host, port, threads, worker):
         click.echo("Stopped.")
 
 
+PUBLISH_AT_FORMATS = ["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]
+
+
 @click.group("videos")
 def videos():
     """Import, re-transcode and list videos."""
@@ -144,9 +148,15 @@ def videos():
 @click.option("--category", required=True, type=click.Choice(CATEGORIES, case_sensitive=False))
 @click.option("--description", default="")
 @click.option("--wait", is_flag=True, help="Follow the job until it is ready or failed.")
+@click.option("--draft", is_flag=True, help="Keep it from viewers until staff publish it.")
+@click.option("--publish-at", type=click.DateTime(formats=PUBLISH_AT_FORMATS),
+              help="Release it at this time (ISO 8601, e.g. 2026-12-24T18:00; UTC without an offset).")  # fmt: skip
 @with_appcontext
-def import_video(path, title, category, description, wait):
-    """Copy a video file into the media store and queue its transcode."""
+def import_video(path, title, category, description, wait, draft, publish_at):
+    """Copy a video file into the media store and queue its transcode. Viewers see it as soon as it
+    is ready, unless --draft or --publish-at say otherwise."""
+    if draft and publish_at:
+        fail("choose --draft or --publish-at, not both.")
     if not path.is_file():
         fail(f"{path} does not exist.")
     if path.suffix.lower() not in VIDEO_EXTENSIONS:
@@ -162,6 +172,9 @@ def import_video(path, title, category, description, wait):
         fail(str(error))
     category = next(name for name in CATEGORIES if name.lower() == category.lower())
     video = Video(title=title, description=description, category=category, source_path=source)
+    if draft or publish_at:
+        video.publish_at = publish_at_value(None if draft else publish_at.astimezone(UTC) if publish_at.tzinfo
+                                            else publish_at.replace(tzinfo=UTC))  # fmt: skip
     db.session.add(video)
     db.session.commit()
     enqueue_transcode(video)

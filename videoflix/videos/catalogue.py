@@ -7,7 +7,9 @@ version key, so every cached variant (hosts, categories) goes at once, in every 
 
 import gzip
 import threading
+import time
 import uuid
+from datetime import UTC
 
 import brotli
 import orjson
@@ -18,7 +20,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from videoflix.commit_hooks import AfterCommit, rows_changed
-from videoflix.extensions import cache, db
+from videoflix.extensions import cache, db, utcnow
 from videoflix.storage.keys import poster_name
 from videoflix.urls import public_base
 from videoflix.videos.models import Video
@@ -26,7 +28,7 @@ from videoflix.videos.schemas import poster_url_prefix
 
 VERSION_KEY = "catalogue:version"
 # A change to any of these (or an insert or delete) can change what the catalogue shows.
-WATCHED_FIELDS = ("title", "description", "category", "poster_path", "created_at", "hls_path")
+WATCHED_FIELDS = ("title", "description", "category", "poster_path", "created_at", "hls_path", "publish_at")
 CACHE_SECONDS = 3600
 LOCAL_BODIES = 64  # (public base x list x encoding) per process: one base per deployment, 9 lists, 3 ways
 ENCODERS = {
@@ -39,8 +41,22 @@ PUBLISHED_MEMO_SIZE = 4096  # videos
 PUBLISHED_MEMO_SECONDS = 5  # well below RETIRED_VERSION_SECONDS (config.py)
 
 
-def playable():
-    return Video.hls_path.is_not(None)
+def playable(released_only=True):
+    """What viewers may play: published renditions, and (for viewers, not the staff preview) a
+    publishing time that has come."""
+    if not released_only:
+        return Video.hls_path.is_not(None)
+    return sa.and_(Video.hls_path.is_not(None), Video.publish_at.is_not(None), Video.publish_at <= utcnow())
+
+
+def next_release():
+    """When the next scheduled, playable video comes out (a POSIX time), or None."""
+    moment = db.session.scalar(
+        sa.select(sa.func.min(Video.publish_at)).where(Video.hls_path.is_not(None), Video.publish_at > utcnow())
+    )
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 # What the list shows: selecting these columns instead of whole objects is 5x faster at 10,000 rows.
@@ -94,9 +110,12 @@ def catalogue_body(category=None, search=None, encoding=None):
         return _render(category, search), None
     version = cache.get(VERSION_KEY) or "0"
     local = current_app.extensions.get("videoflix_catalogue")
+    if local is not None and local["version"] == version and local["due"] and time.time() >= local["due"]:
+        invalidate()  # a scheduled video's time has come: every process's catalogue goes
+        version = cache.get(VERSION_KEY)
     if local is None or local["version"] != version:
         bodies = LRUCache(maxsize=LOCAL_BODIES)  # not thread-safe: used under the lock
-        local = {"version": version, "bodies": bodies, "lock": threading.Lock()}
+        local = {"version": version, "bodies": bodies, "lock": threading.Lock(), "due": next_release()}
         current_app.extensions["videoflix_catalogue"] = local
     key = f"catalogue:{version}:{public_base()}:{(category or '').lower()}:{encoding or 'identity'}"
     with local["lock"]:
@@ -111,23 +130,26 @@ def catalogue_body(category=None, search=None, encoding=None):
     return body, encoding
 
 
-def published_renditions(video_id):
-    """(hls_path, renditions) of a playable video, or None. Every playlist and segment request asks,
-    so each process remembers answers for PUBLISHED_MEMO_SECONDS (a bounded memo, no store round
-    trip). A replaced version stays in the store for RETIRED_VERSION_SECONDS, longer than that, so a
-    remembered answer still finds its files; a request that misses them anyway looks again."""
+def published_renditions(video_id, released_only=True):
+    """(hls_path, renditions) of a playable video, or None; with released_only=False also a draft or
+    scheduled one (the staff preview). Every playlist and segment request asks, so each process
+    remembers answers for PUBLISHED_MEMO_SECONDS (a bounded memo, no store round trip): a scheduled
+    video plays at most that long after its time. A replaced version stays in the store for
+    RETIRED_VERSION_SECONDS, longer than that, so a remembered answer still finds its files; a
+    request that misses them anyway looks again."""
     memo, lock = _published_memo()
+    key = (video_id, released_only)
     with lock:
-        found = memo.get(video_id)
+        found = memo.get(key)
     if found is None:
         row = db.session.execute(
-            sa.select(Video.hls_path, Video.renditions).where(Video.id == video_id, playable())
+            sa.select(Video.hls_path, Video.renditions).where(Video.id == video_id, playable(released_only))
         ).first()
         if row is None:
             return None
         found = (row.hls_path, tuple(row.renditions))
         with lock:
-            memo[video_id] = found
+            memo[key] = found
     return found
 
 
@@ -135,7 +157,8 @@ def forget_published(video_id):
     """Drop what this process remembers of a video's published version (it was just replaced)."""
     memo, lock = _published_memo()
     with lock:
-        memo.pop(video_id, None)
+        for released_only in (True, False):
+            memo.pop((video_id, released_only), None)
 
 
 def _published_memo():

@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
@@ -42,6 +42,10 @@ class Video(db.Model):
     renditions: Mapped[list] = mapped_column(sa.JSON, default=list)
     has_storyboard: Mapped[bool] = mapped_column(default=False)  # scrub previews in the published version
 
+    # When viewers may see it once it is playable: now ("publish when ready", the default), a
+    # date to come (scheduled), or None (a draft, seen only in the admin).
+    publish_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), default=utcnow, index=True)
+
     status: Mapped[str] = mapped_column(sa.String(12), default=Status.PENDING, index=True)
     phase: Mapped[str | None] = mapped_column(sa.String(12))  # once playable: a Phase
     progress: Mapped[int] = mapped_column(default=0)
@@ -61,8 +65,22 @@ class Video(db.Model):
         sa.CheckConstraint(sa.column("status").in_([s.value for s in Status]), name="status"),
     )
 
+    @property
+    def publishing(self):
+        """ "draft", "scheduled" or "published" (it shows once it is also playable)."""
+        if self.publish_at is None:
+            return "draft"
+        publish_at = self.publish_at if self.publish_at.tzinfo else self.publish_at.replace(tzinfo=UTC)
+        return "scheduled" if publish_at > utcnow() else "published"
+
     def __repr__(self):
         return f"<Video {self.id} {self.title!r} {self.status}>"
+
+
+def publish_at_value(moment):
+    """What to assign to Video.publish_at: a draft's NULL must be explicit, or on insert the
+    column's default (now) would fire in its place."""
+    return sa.null() if moment is None else moment
 
 
 class WatchProgress(db.Model):

@@ -22,25 +22,25 @@ PLAYLIST_MAX_AGE = 0  # revalidate: cheap 304s, and a re-transcode shows at once
 SEGMENT_MAX_AGE = 3600
 
 
-def published(video_id):
-    """(hls_path, renditions) of a playable video; 404 otherwise."""
-    found = catalogue.published_renditions(video_id)
+def published(video_id, released_only=True):
+    """(hls_path, renditions) of a playable video (released, unless for the staff preview); 404 otherwise."""
+    found = catalogue.published_renditions(video_id, released_only)
     if found is None:
         abort(404, "Video not found.")
     return found
 
 
-def send_published(video_id, file_in_version, mimetype, max_age):
+def send_published(video_id, file_in_version, mimetype, max_age, released_only=True):
     """A file of the video's published version: `file_in_version(renditions)` names it. A publish
     that lands between the lookup and the send removes the version just looked up: then the video is
     looked up once more and the file sent from its new version."""
     for last_try in (False, True):
-        hls_path, renditions = published(video_id)
+        hls_path, renditions = published(video_id, released_only)
         try:
             return delivery.send(f"{hls_path}/{file_in_version(renditions)}", mimetype, max_age)
         except NotFound:
             catalogue.forget_published(video_id)
-            if last_try or catalogue.published_renditions(video_id) in (None, (hls_path, renditions)):
+            if last_try or catalogue.published_renditions(video_id, released_only) in (None, (hls_path, renditions)):
                 raise
 
 
@@ -57,35 +57,40 @@ def rendition_for(renditions, resolution):
     return at_most[-1] if at_most else existing[0]
 
 
-def master(video_id):
-    return send_published(video_id, lambda _renditions: "master.m3u8", PLAYLIST_TYPE, PLAYLIST_MAX_AGE)
+# The files the staff preview plays too: `released_only=False` there, so drafts and scheduled videos play.
 
 
-def media_playlist(video_id, resolution):
+def master(video_id, released_only=True):
+    return send_published(video_id, lambda _renditions: "master.m3u8", PLAYLIST_TYPE, PLAYLIST_MAX_AGE, released_only)
+
+
+def media_playlist(video_id, resolution, released_only=True):
     def playlist(renditions):
         return f"{rendition_for(renditions, resolution)}/index.m3u8"
 
-    return send_published(video_id, playlist, PLAYLIST_TYPE, PLAYLIST_MAX_AGE)
+    return send_published(video_id, playlist, PLAYLIST_TYPE, PLAYLIST_MAX_AGE, released_only)
 
 
-def segment(video_id, resolution, name):
+def segment(video_id, resolution, name, released_only=True):
     if not SEGMENT_NAME.fullmatch(name):
         abort(404, "Segment not found.")
     return send_published(video_id, lambda renditions: f"{rendition_for(renditions, resolution)}/{name}",
-                          SEGMENT_TYPE, SEGMENT_MAX_AGE)  # fmt: skip
+                          SEGMENT_TYPE, SEGMENT_MAX_AGE, released_only)  # fmt: skip
 
 
-def audio_playlist(video_id, number):
+def audio_playlist(video_id, number, released_only=True):
     """An alternative audio track's playlist (the source's track `number`, 1 = its second)."""
     folder = alternative_audio_folder(number)
-    return send_published(video_id, lambda _renditions: f"{folder}/index.m3u8", PLAYLIST_TYPE, PLAYLIST_MAX_AGE)
+    return send_published(video_id, lambda _renditions: f"{folder}/index.m3u8", PLAYLIST_TYPE, PLAYLIST_MAX_AGE,
+                          released_only)  # fmt: skip
 
 
-def audio_segment(video_id, number, name):
+def audio_segment(video_id, number, name, released_only=True):
     if not SEGMENT_NAME.fullmatch(name):
         abort(404, "Segment not found.")
     folder = alternative_audio_folder(number)
-    return send_published(video_id, lambda _renditions: f"{folder}/{name}", SEGMENT_TYPE, SEGMENT_MAX_AGE)
+    return send_published(video_id, lambda _renditions: f"{folder}/{name}", SEGMENT_TYPE, SEGMENT_MAX_AGE,
+                          released_only)  # fmt: skip
 
 
 def storyboard_track(video_id):
