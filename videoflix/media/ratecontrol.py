@@ -105,9 +105,14 @@ def build_probe_command(ffmpeg, sample, target, rung, gop, crf=None):
 
 
 def build_vmaf_command(ffmpeg, distorted, reference, width, height, log_path, threads=2):
-    """VMAF (libvmaf, its default model) of `distorted` against `reference` scaled to width x height."""
+    """VMAF (libvmaf, its default model) of `distorted` against `reference` scaled to width x height.
+    Both are tagged alike first (BT.709, limited, as every rendition is): where one input is tagged
+    and the other not, ffmpeg converts one to match before libvmaf sees them, which cost 30 VMAF
+    points of nothing but arithmetic on a synthetic clip. The reference must be limited-range SDR."""
+    tags = conform.TAGGED_BT709
     graph = (
-        f"[0:v]setpts=PTS-STARTPTS[d];[1:v]scale={width}:{height}:flags=bicubic,setsar=1,setpts=PTS-STARTPTS[r];"
+        f"[0:v]{tags},setpts=PTS-STARTPTS[d];"
+        f"[1:v]scale={width}:{height}:flags=bicubic,setsar=1,{tags},setpts=PTS-STARTPTS[r];"
         f"[d][r]libvmaf=log_fmt=json:log_path={log_path}:n_threads={threads}"
     )
     return [
