@@ -31,9 +31,9 @@ def content(vmaf_at_10=100.0, vmaf_per_step=0.8, kbps_at_10=4000.0):
 
 def test_the_highest_crf_that_reaches_the_reference_quality_is_chosen_when_it_costs_less():
     measure, calls = content()
-    choice = choose_crf(measure, Sample(vmaf=90.0, kbps=3000.0), budget=3000.0)  # target 90.3: CRF <= 22.1
-    assert choice.crf == 22.1  # between the probes at 22 (passes) and 23 (fails)
-    assert choice.measured.vmaf >= choice.target == pytest.approx(90.3)
+    choice = choose_crf(measure, Sample(vmaf=90.0, kbps=3000.0), budget=3000.0)  # target 90.8: CRF <= 21.5
+    assert choice.crf == 21.5  # between the probes at 21 (passes) and 22 (fails)
+    assert choice.measured.vmaf >= choice.target == pytest.approx(90.0 + ratecontrol.VMAF_MARGIN)
     assert choice.measured.kbps <= 3000
     assert len(calls) <= ratecontrol.MAX_PROBES
 
@@ -93,7 +93,7 @@ def test_a_rung_far_above_its_target_gives_the_bits_back():
     calls = []
     encode_at = rung_encoder(4000, 20.0, calls)
     best, _encodes = ratecontrol.settle(generous, encode_at(20.0), encode_at, audio_kbps=96)
-    assert calls[1] == pytest.approx(20.0 + 3.6 - 0.3, abs=0.1)  # to about the margin above the target
+    assert calls[1] == pytest.approx(20.0 + 3.6 - ratecontrol.VMAF_MARGIN, abs=0.1)  # to the margin above the target
     assert best.crf == calls[1] and best.kbps < 4000
 
 

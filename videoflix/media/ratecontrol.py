@@ -21,7 +21,9 @@ SAMPLE_SECONDS = 2.0
 SAMPLE_COUNT = 3
 MAX_SAMPLES = 8
 SECONDS_PER_SAMPLE = 600
-VMAF_MARGIN = 0.3  # aim a little above the reference on the samples
+# Aim above the reference on the samples: the whole encode came out 0.44-1.06 VMAF lower, relative to
+# the seed, than the samples had measured (bench/transcode.py, synthetic 1080p, fractional CRFs).
+VMAF_MARGIN = 0.8
 CRF_FIRST, CRF_LOWEST, CRF_HIGHEST = 23, 14, 34
 MAX_PROBES = 3  # per search (quality, then bits)
 EXTRA_PROBES = 2  # more, while the bracket around the answer is still wider than WIDE_BRACKET
