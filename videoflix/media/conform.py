@@ -57,16 +57,18 @@ def colour_filters(colour):
     return []
 
 
+def deinterlacing(probe):
+    return ["bwdif=mode=send_frame:parity=auto:deint=all"] if probe.interlaced else []
+
+
 def picture_filters(probe):
     """Deinterlacing and colour: what a poster or a sample needs (they pick their own frames)."""
-    steps = ["bwdif=mode=send_frame:parity=auto:deint=all"] if probe.interlaced else []
-    return [*steps, *colour_filters(probe.colour), "format=yuv420p", TAGGED_BT709]
+    return [*deinterlacing(probe), *colour_filters(probe.colour), "format=yuv420p", TAGGED_BT709]
 
 
 def video_filters(probe):
     """The whole conversion for a rendition: picture, constant rate, held last frame."""
-    steps = ["bwdif=mode=send_frame:parity=auto:deint=all"] if probe.interlaced else []
-    steps.append(f"fps={rate(probe.fps)}")
+    steps = [*deinterlacing(probe), f"fps={rate(probe.fps)}"]
     held = probe.duration - probe.picture_duration
     if held > HOLD_THRESHOLD:
         steps.append(f"tpad=stop_mode=clone:stop_duration={held:.3f}")

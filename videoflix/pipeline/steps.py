@@ -117,7 +117,7 @@ def keep_within_budget(t):
 
         def encode_at(crf, rung=rung):
             again = Rung(dataclasses.replace(rung.spec, crf=crf), rung.width, rung.height)
-            output = t.job.workspace / f"again-{rung.name}-{crf}"
+            output = reencode_folder(t, rung, crf)
             output.mkdir()
             encode_rungs(t, [again], output)
             return ratecontrol.Encode(crf, delivered_kbps(output / rung.name))
@@ -129,8 +129,12 @@ def keep_within_budget(t):
                  f"budget {ratecontrol.rung_budget(choice, rung.spec.audio_kbps):.0f} kb/s")  # fmt: skip
         if best is not first:
             shutil.rmtree(t.output / rung.name)
-            shutil.move(t.job.workspace / f"again-{rung.name}-{best.crf}" / rung.name, t.output / rung.name)
+            shutil.move(reencode_folder(t, rung, best.crf) / rung.name, t.output / rung.name)
             t.rungs[index] = Rung(dataclasses.replace(rung.spec, crf=best.crf), rung.width, rung.height)
+
+
+def reencode_folder(t, rung, crf):
+    return t.job.workspace / f"again-{rung.name}-{crf}"
 
 
 def delivered_kbps(folder):
@@ -176,7 +180,8 @@ def make_poster(t):
     command = ladder.build_poster_command(t.ffmpeg(), t.source, partial, t.info)
     run_ffmpeg(command, timeout=POSTER_TIMEOUT, stderr_path=t.job.workspace / "poster.log")
     if not partial.is_file():
-        raise FFmpegFailed("ffmpeg made no poster frame.")
+        raise FFmpegFailed("No poster frame could be made from the video: upload a poster, then re-transcode.",
+                           transient=False)  # fmt: skip
     t.poster_key = keys.new_poster(".jpg")
     media_store().put_file(t.poster_key, partial)
 
