@@ -2,6 +2,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -210,6 +211,11 @@ def serve_app():
 
     yield start
     for server in servers:
+        # Let connections the clients just closed drain first: closing their sockets under the
+        # server's select() ends its loop thread with EBADF (seen once after a test's last requests).
+        deadline = time.monotonic() + 5
+        while server.active_channels and time.monotonic() < deadline:
+            time.sleep(0.02)
         server.close()
 
 
