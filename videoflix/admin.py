@@ -35,7 +35,7 @@ from videoflix.auth import staff
 from videoflix.auth.limits import auth_limit
 from videoflix.auth.models import User, user_by_credentials
 from videoflix.auth.staff import current_staff
-from videoflix.extensions import db, limiter
+from videoflix.extensions import as_utc, db, limiter
 from videoflix.media import subtitles
 from videoflix.media.probe import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, NotAVideo, check_image, probe
 from videoflix.pipeline.cleanup import delete_video_media, retire
@@ -267,9 +267,7 @@ def publish_at_for(choice, release_at, current):
     if choice == SCHEDULED:
         return release_at.replace(tzinfo=UTC)
     now = datetime.now(UTC)
-    if current is not None and (current if current.tzinfo else current.replace(tzinfo=UTC)) <= now:
-        return current
-    return now
+    return current if current is not None and as_utc(current) <= now else now
 
 
 def _publishing_cell(_view, _context, video, _name):
@@ -360,7 +358,7 @@ class VideoAdmin(StaffOnly, ModelView):
         form = super().edit_form(obj)
         if request.method == "GET" and obj is not None:
             form.publish_choice.data = obj.publishing
-            form.release_at.data = obj.publish_at if obj.publishing == "scheduled" else None
+            form.release_at.data = obj.publish_at if obj.publishing == SCHEDULED else None
         return form
 
     def on_model_change(self, form, model, is_created):

@@ -31,6 +31,11 @@ def utcnow():
     return datetime.now(UTC)
 
 
+def as_utc(moment):
+    """A stored timestamp as aware UTC (SQLite returns them without their zone; they are UTC)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 jwt = JWTManager()

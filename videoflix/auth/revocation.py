@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from videoflix.auth.models import RevokedToken, User
 from videoflix.commit_hooks import AfterCommit, rows_changed
-from videoflix.extensions import db
+from videoflix.extensions import as_utc, db
 
 EPOCH_KEY = "videoflix:sessions:epoch"
 REVOKED_PREFIX = "videoflix:revoked:"
@@ -88,17 +88,13 @@ def is_revoked(jti):
 # --- is a token still live? ---
 
 
-def _as_utc(moment):
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment  # SQLite drops the zone
-
-
 def user_accepts(user, claims):
     """True while `user` may still use a token with these claims."""
     return (
         user is not None
         and user.is_active
         and user.token_version == claims.get("ver")
-        and claims["iat"] >= int(_as_utc(user.date_joined).timestamp())
+        and claims["iat"] >= int(as_utc(user.date_joined).timestamp())
     )
 
 

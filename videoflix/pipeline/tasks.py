@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flask import current_app
 from huey import crontab
 
-from videoflix.extensions import db
+from videoflix.extensions import as_utc, db
 from videoflix.pipeline import steps
 from videoflix.pipeline.job import stale_after
 from videoflix.queue import huey, periodic_task, task
@@ -63,9 +63,7 @@ def recover_stalled_jobs():
     recovered = []
     for video in candidates:
         heartbeat = video.heartbeat_at
-        if heartbeat is not None and heartbeat.tzinfo is None:  # SQLite drops the zone
-            heartbeat = heartbeat.replace(tzinfo=UTC)
-        if heartbeat is not None and heartbeat >= stale_before:
+        if heartbeat is not None and as_utc(heartbeat) >= stale_before:
             continue
         job = (video.id, video.job_id)
         if video.status == Status.READY and job not in optimising:

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, request, url_for
 
 from videoflix.auth.staff import current_staff
-from videoflix.extensions import db
+from videoflix.extensions import as_utc, db
 from videoflix.uploads.models import Upload
 from videoflix.uploads.spool import part_path, remove_orphaned_parts, remove_upload
 
@@ -218,7 +218,7 @@ def _own_upload(upload_id):
     found = db.session.get(Upload, upload_id) if len(upload_id) == 32 else None
     if found is None or found.staff_id != current_staff().id:
         return None, tus_error(404, "No such upload.")
-    if _aware(found.expires_at) < datetime.now(UTC):
+    if as_utc(found.expires_at) < datetime.now(UTC):
         remove_upload(found)
         db.session.commit()
         return None, tus_error(410, "The upload expired; start again.")
@@ -245,9 +245,5 @@ def _new_expiry():
     return datetime.now(UTC) + timedelta(hours=current_app.config["UPLOAD_EXPIRY_HOURS"])
 
 
-def _aware(moment):
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite drops the zone
-
-
 def _http_date(moment):
-    return format_datetime(_aware(moment).astimezone(UTC), usegmt=True)
+    return format_datetime(as_utc(moment).astimezone(UTC), usegmt=True)

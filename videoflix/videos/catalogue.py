@@ -9,7 +9,6 @@ import gzip
 import threading
 import time
 import uuid
-from datetime import UTC
 
 import brotli
 import orjson
@@ -20,7 +19,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from videoflix.commit_hooks import AfterCommit, rows_changed
-from videoflix.extensions import cache, db, utcnow
+from videoflix.extensions import as_utc, cache, db, utcnow
 from videoflix.storage.keys import poster_name
 from videoflix.urls import public_base
 from videoflix.videos.models import Video
@@ -56,7 +55,7 @@ def next_release():
     )
     if moment is None:
         return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    return as_utc(moment).timestamp()
 
 
 # What the list shows: selecting these columns instead of whole objects is 5x faster at 10,000 rows.

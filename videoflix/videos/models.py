@@ -1,10 +1,10 @@
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from videoflix.extensions import db, utcnow
+from videoflix.extensions import as_utc, db, utcnow
 
 CATEGORIES = ("Action", "Comedy", "Drama", "Romance", "Horror", "Sci-Fi", "Documentary", "Animation")
 
@@ -70,8 +70,7 @@ class Video(db.Model):
         """ "draft", "scheduled" or "published" (it shows once it is also playable)."""
         if self.publish_at is None:
             return "draft"
-        publish_at = self.publish_at if self.publish_at.tzinfo else self.publish_at.replace(tzinfo=UTC)
-        return "scheduled" if publish_at > utcnow() else "published"
+        return "scheduled" if as_utc(self.publish_at) > utcnow() else "published"
 
     def __repr__(self):
         return f"<Video {self.id} {self.title!r} {self.status}>"

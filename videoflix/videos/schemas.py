@@ -3,6 +3,7 @@ from datetime import UTC
 from flask import g
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
+from videoflix.extensions import as_utc
 from videoflix.media.ladder import RESOLUTIONS
 from videoflix.storage import keys
 from videoflix.urls import external_url
@@ -11,9 +12,7 @@ from videoflix.videos.models import CATEGORIES
 
 
 def iso_utc(moment):
-    if moment.tzinfo is None:  # SQLite returns naive datetimes; they are stored as UTC
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return as_utc(moment).astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def poster_url_prefix():
