@@ -184,7 +184,7 @@ def small_disk(tmp_path):
 
 
 def test_a_full_disk_fails_the_job_with_its_reason_and_publishes_nothing(app_config, small_disk, clips):
-    from videoflix.pipeline.steps import transcode
+    from videoflix.pipeline.tasks import transcode_in_process as transcode
 
     media = small_disk / "media"
     with running_app({**app_config, "MEDIA_ROOT": str(media)}) as app:

@@ -289,7 +289,7 @@ def test_upload_while_the_store_is_unreachable_says_so_and_keeps_nothing(app_con
 
 
 def test_a_worker_cut_off_from_the_store_retries_then_says_why_and_a_later_run_plays(s3_app, app_config, bucket, clips):
-    from videoflix.pipeline.steps import transcode
+    from videoflix.pipeline.tasks import transcode_in_process as transcode
 
     video_id, job_id = queued_video(s3_app, clips["small"])
     cut_off = make_app({**app_config, **unreachable(bucket)})
@@ -307,7 +307,7 @@ def test_a_worker_cut_off_from_the_store_retries_then_says_why_and_a_later_run_p
 
 
 def test_a_publish_the_store_refuses_leaves_the_old_version_playing(s3_app, app_config, bucket, seaweed, clips):
-    from videoflix.pipeline.steps import transcode
+    from videoflix.pipeline.tasks import transcode_in_process as transcode
 
     assert import_video(s3_app.test_cli_runner(), clips["small"], "Playing").exit_code == 0
     before = only_video(s3_app)

@@ -20,10 +20,10 @@ from tests.helpers import (
 from videoflix.extensions import db
 from videoflix.media.ffmpeg import FFmpegFailed, run_ffmpeg
 from videoflix.pipeline.cleanup import delete_video_media
-from videoflix.pipeline.steps import transcode
+from videoflix.pipeline.tasks import transcode_in_process as transcode
 from videoflix.pipeline.tasks import enqueue_transcode, recover_at_startup, recover_stalled_jobs
 from videoflix.storage import keys
-from videoflix.videos.models import Status, Video
+from videoflix.videos.models import Phase, Status, Video
 
 ONE_FRAME = 1 / 25
 
@@ -178,7 +178,7 @@ def test_cli_list_and_retranscode(app, runner, clips):
 def _job_caught_running(app, video_id):
     """The video's first pass, running in the background and caught while it transcodes."""
     return job_in_background(
-        app, transcode, video_id, lambda video: video.status == Status.PROCESSING and video.progress > 0
+        app, transcode, video_id, lambda video: video.phase == Phase.ENCODING and video.progress > 0
     )
 
 
@@ -283,7 +283,7 @@ def test_the_heartbeat_goes_on_while_ffmpeg_reports_nothing(app, clips, tmp_path
     silent.chmod(0o755)
     app.config.update(FFMPEG_BINARY=str(silent), JOB_HEARTBEAT_SECONDS=0.2)
     video_id = _queued_video(app, clips["small"])
-    thread, _outcome = job_in_background(app, transcode, video_id, lambda video: video.status == Status.PROCESSING)
+    thread, _outcome = job_in_background(app, transcode, video_id, lambda video: video.phase == Phase.ENCODING)
     beats = set()
     deadline = time.monotonic() + 1.8
     while time.monotonic() < deadline:
@@ -307,7 +307,8 @@ def test_transient_failures_are_retried_then_marked_failed(app, clips, tmp_path)
     with app.app_context():
         with pytest.raises(FFmpegFailed):
             transcode(video_id, "a" * 32, retries_left=1)
-        assert db.session.get(Video, video_id).status == Status.PROCESSING
+        waiting = db.session.get(Video, video_id)  # playable while the failed part waits for its retry
+        assert (waiting.status, waiting.phase) == (Status.READY, Phase.ENCODING)
         assert transcode(video_id, "a" * 32, retries_left=0) == Status.FAILED
     video = get_video(app, video_id)
     assert video.status == Status.FAILED

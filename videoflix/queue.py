@@ -4,7 +4,7 @@ that gives each task an application context."""
 import functools
 
 from huey import MemoryHuey
-from huey.storage import MemoryStorage, RedisStorage, SqliteStorage
+from huey.storage import MemoryStorage, PriorityRedisStorage, SqliteStorage
 
 huey = MemoryHuey("videoflix", immediate=True)
 _app = None
@@ -17,7 +17,7 @@ def init_app(app):
     if app.config["HUEY_IMMEDIATE"]:
         storage_class, storage_kwargs = MemoryStorage, {}
     elif app.config["REDIS_URL"]:
-        storage_class, storage_kwargs = RedisStorage, {"url": app.config["REDIS_URL"]}
+        storage_class, storage_kwargs = PriorityRedisStorage, {"url": app.config["REDIS_URL"]}
     else:
         storage_class, storage_kwargs = SqliteStorage, {"filename": app.config["HUEY_SQLITE_PATH"]}
     huey.storage_class = storage_class

@@ -11,6 +11,10 @@ SEGMENT_SECONDS = 6
 # same frames: viewers keep playing when the efficient ladder replaces the fast one.
 FAST_GOP_SECONDS = 2
 EFFICIENT_GOP_SECONDS = SEGMENT_SECONDS  # one closed GOP per segment: 18-20% fewer bits (DESIGN.md)
+# Added to every output timestamp, so that no stream of any chunk starts below zero (B-frames, AAC
+# priming) and has to be shifted by the muxer: chunks, the sound and both ladders then share one
+# timeline, and a player crosses joins and the swap to the efficient ladder without a jump.
+TS_OFFSET = 10
 
 
 @dataclass(frozen=True)
@@ -103,11 +107,13 @@ def keyframe_interval(fps, gop_seconds=FAST_GOP_SECONDS):
     return max(1, round((fps or 25) * gop_seconds))
 
 
-def _filter_graph(probe, rungs, cascade):
+def _filter_graph(probe, rungs, cascade, hold_end=False):
     """Decode once and conform the picture (media/conform.py). With `cascade`, each rung is scaled
     from the next larger one (cheaper than scaling every rung from the full-size source); otherwise
-    all are scaled from the source."""
-    conformed = "[0:v]" + ",".join(conform.video_filters(probe))
+    all are scaled from the source. `hold_end`: the last frame is held a segment longer (the output's
+    -t cuts it), so a source whose picture ends before its stated duration still fills the grid."""
+    held = [f"tpad=stop_mode=clone:stop_duration={SEGMENT_SECONDS}"] if hold_end else []
+    conformed = "[0:v]" + ",".join([*conform.video_filters(probe), *held])
     if not cascade:
         outputs = "".join(f"[s{index}]" for index in range(len(rungs)))
         parts = [f"{conformed},split={len(rungs)}{outputs}"]
@@ -130,11 +136,18 @@ def _filter_graph(probe, rungs, cascade):
     return ";".join(parts)
 
 
-def build_hls_command(ffmpeg, source, out_dir, probe, rungs, preset=None, cascade=True, gop_seconds=FAST_GOP_SECONDS):
-    """One ffmpeg process that writes every rung as an HLS rendition into out_dir/<name>/."""
+def build_hls_command(ffmpeg, source, out_dir, probe, rungs, preset=None, cascade=True, gop_seconds=FAST_GOP_SECONDS,
+                      chunk=None):  # fmt: skip
+    """One ffmpeg process that writes every rung as an HLS rendition into out_dir/<name>/. With a
+    `chunk` (media/chunks.py), only the pictures of that stretch, from an exact seek, as segments
+    numbered and timed where they sit in the film; the sound is made apart, once."""
     gop = keyframe_interval(probe.fps, gop_seconds)
-    command = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", *source_input(source)]
-    command += ["-filter_complex", _filter_graph(probe, rungs, cascade)]
+    command = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
+    if chunk is not None:
+        command += ["-ss", f"{chunk.start:.6f}"]
+    graph = _filter_graph(probe, rungs, cascade, hold_end=chunk is not None and chunk.last)
+    command += [*source_input(source), "-filter_complex", graph]
+    with_audio = probe.has_audio and chunk is None
     stream_map = []
     for index, rung in enumerate(rungs):
         spec = rung.spec
@@ -150,19 +163,25 @@ def build_hls_command(ffmpeg, source, out_dir, probe, rungs, preset=None, cascad
         if spec.x264_params:
             command += [f"-x264-params:v:{index}", spec.x264_params]
         entry = f"v:{index}"
-        if probe.has_audio:
+        if with_audio:
             command += ["-map", "0:a:0", f"-b:a:{index}", f"{spec.audio_kbps}k"]
             entry += f",a:{index}"
         stream_map.append(f"{entry},name:{rung.name}")
     # Every further audio track: an audio-only rendition audio/<n>/ (HLS alternative audio).
-    for number in range(1, len(probe.audio_tracks)):
+    for number in range(1, len(probe.audio_tracks) if with_audio else 0):
         output_index = len(rungs) + number - 1
         command += ["-map", f"0:a:{number}", f"-b:a:{output_index}", f"{ALTERNATIVE_AUDIO_KBPS}k"]
         stream_map.append(f"a:{output_index},name:{alternative_audio_folder(number)}")
-    command += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", str(gop), "-keyint_min", str(gop)]
+    # Keyframes at the first frame of every gop_seconds of time, not every N frames: N frames drift
+    # off the time grid at 29.97 fps, and chunks start on it.
+    command += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", str(2 * gop), "-keyint_min", str(gop // 2)]
+    command += ["-force_key_frames", f"expr:gte(t,n_forced*{gop_seconds})"]
     command += ["-sc_threshold", "0", "-flags", "+cgop", *conform.OUTPUT_COLOUR_ARGS]
-    if probe.has_audio:
+    if with_audio:
         command += ["-c:a", "aac", "-ac", "2", "-ar", "48000"]
+    if chunk is not None:
+        command += ["-t", f"{chunk.seconds:.6f}", "-start_number", str(chunk.first_segment)]
+    command += ["-output_ts_offset", f"{TS_OFFSET + (chunk.start if chunk else 0):.6f}"]
     command += [
         "-f", "hls",
         "-hls_time", str(SEGMENT_SECONDS),

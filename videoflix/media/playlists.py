@@ -9,7 +9,7 @@ import m3u8
 
 from videoflix.media import subtitles
 from videoflix.media.ffmpeg import OUTPUT_PROTOCOLS, FFmpegFailed
-from videoflix.media.ladder import alternative_audio_folder
+from videoflix.media.ladder import REFERENCE_AUDIO_KBPS, alternative_audio_folder
 
 AUDIO_CODEC = "mp4a.40.2"  # AAC-LC
 
@@ -43,17 +43,16 @@ def rendition_stats(folder):
     playlist = m3u8.load(str(folder / "index.m3u8"))
     if not playlist.segments:
         raise FFmpegFailed(f"ffmpeg wrote no segments for {folder.name}.")
-    total_bytes = total_seconds = peak = 0
-    for segment in playlist.segments:
-        size = (folder / segment.uri).stat().st_size
-        total_bytes += size
-        total_seconds += segment.duration
-        peak = max(peak, size * 8 / max(segment.duration, 0.001))
-    return RenditionStats(
-        peak_bps=int(peak),
-        average_bps=int(total_bytes * 8 / max(total_seconds, 0.001)),
-        video_codec=video_codec_of(folder / playlist.segments[0].uri),
-    )
+    sizes = [[segment.duration, (folder / segment.uri).stat().st_size] for segment in playlist.segments]
+    return stats_of(sizes, video_codec_of(folder / playlist.segments[0].uri))
+
+
+def stats_of(segments, video_codec=""):
+    """RenditionStats of a rendition whose segments are [[seconds, bytes], ...]."""
+    total_bytes = sum(size for _seconds, size in segments)
+    total_seconds = sum(seconds for seconds, _size in segments)
+    peak = max(size * 8 / max(seconds, 0.001) for seconds, size in segments)
+    return RenditionStats(int(peak), int(total_bytes * 8 / max(total_seconds, 0.001)), video_codec)
 
 
 @dataclass(frozen=True)
@@ -154,6 +153,17 @@ def variants(rungs, stats, probe):
         )
         for rung in rungs
     ]
+
+
+def planned_variants(rungs, probe):
+    """The variants before any segment exists (a chunked transcode's first master): each rung's
+    rate cap and the sound's rate as its bandwidth, which no segment exceeds by much; the finish
+    writes the measured ones."""
+    stats = {}
+    for rung in rungs:
+        cap = (rung.spec.maxrate_kbps + REFERENCE_AUDIO_KBPS) * 1000
+        stats[rung.name] = RenditionStats(peak_bps=cap, average_bps=cap // 2)
+    return variants(rungs, stats, probe)
 
 
 def variants_json(variant_list, audio=()):

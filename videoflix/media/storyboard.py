@@ -41,13 +41,18 @@ def plan(duration, width, height):
     return Storyboard(interval, THUMB_WIDTH, thumb_height, max(1, math.ceil(duration / interval)))
 
 
-def build_command(ffmpeg, rendition_playlist, folder, board):
-    """One ffmpeg run over the rendition: a frame every `interval` s, scaled, tiled into sheets."""
+def rendition_input(rendition_playlist):
+    return ["-protocol_whitelist", OUTPUT_PROTOCOLS, "-i", str(rendition_playlist)]
+
+
+def build_command(ffmpeg, input_arguments, folder, board, picture_filters=()):
+    """One ffmpeg run over a rendition (`rendition_input`), or over the source with the filters
+    that conform its picture: a frame every `interval` s, scaled, tiled into sheets."""
+    graph = [*picture_filters, f"fps=1/{board.interval}", f"scale={board.width}:{board.height}", "setsar=1",
+             f"tile={COLUMNS}x{ROWS}"]  # fmt: skip
     return [
-        ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
-        "-protocol_whitelist", OUTPUT_PROTOCOLS, "-i", str(rendition_playlist),
-        "-vf", f"fps=1/{board.interval},scale={board.width}:{board.height},setsar=1,tile={COLUMNS}x{ROWS}",
-        "-an", "-q:v", "5", "-start_number", "0", str(folder / SHEET_PATTERN),
+        ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", *input_arguments,
+        "-vf", ",".join(graph), "-an", "-q:v", "5", "-start_number", "0", str(folder / SHEET_PATTERN),
     ]  # fmt: skip
 
 

@@ -1,7 +1,8 @@
 """The transcode, step by step, in two passes over one set of steps:
 
-- first, the fast ladder, so the video is playable within seconds:
-  probe -> plan -> encode -> package -> storyboard -> poster -> publish;
+- first, the fast ladder, so the video is playable within seconds: probe -> publish the playlists
+  (pipeline/chunked.py then makes the sound, the chunks, the poster and the finish as tasks of
+  their own); `encode_whole` makes it in one ffmpeg instead (the benchmark's "before");
 - then, in the background, the efficient ladder that replaces it through the same atomic publish
   (same names, sizes and 6 s segment grid, so viewers keep playing across the swap):
   probe -> plan -> choose CRFs per title -> encode -> package -> storyboard -> publish.
@@ -22,13 +23,12 @@ from videoflix.media import ladder, playlists, ratecontrol, storyboard
 from videoflix.media.ffmpeg import FFmpegFailed, ffmpeg_binary, run_ffmpeg
 from videoflix.media.ladder import Rung
 from videoflix.media.probe import Probe, probe
-from videoflix.pipeline import analysis, cleanup
+from videoflix.pipeline import analysis, chunked, cleanup
 from videoflix.pipeline import subtitles as subtitle_renditions
 from videoflix.pipeline.job import Job, attempt
 from videoflix.storage import keys, media_store
 from videoflix.videos.models import Phase, Status, Video
 
-POSTER_TIMEOUT = 120  # seconds
 log = logging.getLogger(__name__)
 
 
@@ -161,7 +161,8 @@ def make_storyboard(t):
     board = storyboard.plan(t.info.duration, lowest.width, lowest.height)
     sheets = t.output / storyboard.FOLDER
     sheets.mkdir()
-    command = storyboard.build_command(t.ffmpeg(), t.output / lowest.name / "index.m3u8", sheets, board)
+    command = storyboard.build_command(t.ffmpeg(), storyboard.rendition_input(t.output / lowest.name / "index.m3u8"),
+                                       sheets, board)  # fmt: skip
     try:
         run_ffmpeg(command, t.timeout(), stderr_path=t.job.workspace / "storyboard.log")
     except FFmpegFailed as error:
@@ -174,16 +175,8 @@ def make_storyboard(t):
 
 def make_poster(t):
     """A poster from the video, unless staff uploaded one."""
-    if t.video.poster_uploaded:
-        return
-    partial = t.job.workspace / "poster.jpg"
-    command = ladder.build_poster_command(t.ffmpeg(), t.source, partial, t.info)
-    run_ffmpeg(command, timeout=POSTER_TIMEOUT, stderr_path=t.job.workspace / "poster.log")
-    if not partial.is_file():
-        raise FFmpegFailed("No poster frame could be made from the video: upload a poster, then re-transcode.",
-                           transient=False)  # fmt: skip
-    t.poster_key = keys.new_poster(".jpg")
-    media_store().put_file(t.poster_key, partial)
+    if not t.video.poster_uploaded:
+        t.poster_key = chunked.store_poster(t.ffmpeg(), t.source, t.info, t.job.workspace)
 
 
 def publish(t):
@@ -217,6 +210,34 @@ def next_phase(published):
     return Phase.OPTIMISING if current_app.config["TRANSCODE_OPTIMISE"] else Phase.FAST
 
 
+def probe_shared_source(t):
+    """The probe of the first pass, from the copy every chunk on this machine shares."""
+    t.source = chunked.shared_source(t.video.id, t.job.job_id, t.video.source_path)
+    t.info = probe(t.source)
+
+
+def publish_playable(t):
+    """The version with every playlist and no segment yet: the video is playable, its segments are
+    made by the chunks in order and on request (pipeline/chunked.py)."""
+    film = chunked.Film.of(t.info)
+    store = media_store()
+    version = chunked.job_version(t.video.id, t.job.job_id)
+    try:
+        store.put_tree(chunked.publish_playlists(t, film), version)
+        video = t.job.video()
+    except BaseException:
+        store.delete_prefix(version)
+        raise
+    if video.hls_path is None:  # a new video plays at once; a re-transcode's earlier version plays until the finish
+        video.hls_path, video.renditions, video.has_storyboard = version, [rung.name for rung in film.rungs], False
+    video.duration, video.width, video.height = t.info.duration, t.info.width, t.info.height
+    video.fps, video.has_audio = t.info.fps, t.info.has_audio
+    video.status, video.phase, video.progress, video.error = Status.READY, Phase.ENCODING, 0, None
+    chunked.plan_parts(video, film)
+    db.session.commit()
+
+
+START_STEPS = (probe_shared_source, publish_playable)
 FAST_STEPS = (probe_source, plan, encode, package, make_storyboard, make_poster, publish)
 EFFICIENT_STEPS = (probe_source, plan, choose_crfs, encode, keep_within_budget, package, make_storyboard, publish)
 
@@ -230,8 +251,14 @@ def _runner(ladder_pass, steps):
     return run_steps
 
 
-def transcode(video_id, job_id, retries_left=0):
-    """The first pass: the fast ladder, published as soon as it is done. See job.attempt."""
+def start(video_id, job_id, retries_left=0):
+    """The first pass's start: the video playable, its parts planned. See job.attempt."""
+    return attempt(video_id, job_id, _runner(FAST, START_STEPS), retries_left)
+
+
+def encode_whole(video_id, job_id, retries_left=0):
+    """The fast ladder in one ffmpeg on one worker, published when done (what the chunks replace;
+    bench/chunks.py measures both)."""
     return attempt(video_id, job_id, _runner(FAST, FAST_STEPS), retries_left)
 
 

@@ -10,27 +10,105 @@ from flask import current_app
 from huey import crontab
 
 from videoflix.extensions import as_utc, db
-from videoflix.pipeline import steps
-from videoflix.pipeline.job import stale_after
+from videoflix.pipeline import chunked, steps
+from videoflix.pipeline.job import CANCELLED, stale_after
 from videoflix.queue import huey, periodic_task, task
-from videoflix.videos.models import Phase, Status, Video
+from videoflix.videos.models import PartKind, PartState, Phase, Status, Video
 
 log = logging.getLogger(__name__)
 TRANSCODE_RETRIES = 2
 
 
-@task(retries=TRANSCODE_RETRIES, retry_delay=15, context=True)
+# Huey runs higher priorities first: a new upload's start, then a segment a viewer waits for, then
+# the sound and each film's chunks in order (its poster after its first), and the efficient pass
+# only when no film waits for its fast ladder.
+START_PRIORITY = 200
+HURRIED_PRIORITY = 190
+FINISH_PRIORITY = 180
+SOUND_PRIORITY = 170
+FIRST_CHUNK_PRIORITY = 100
+OPTIMISE_PRIORITY = -1_000_000
+
+
+def retries_of(task):
+    return task.retries if task else 0
+
+
+@task(retries=TRANSCODE_RETRIES, retry_delay=15, context=True, priority=START_PRIORITY)
 def transcode_video(video_id, job_id, task=None):
-    """The first pass; once the video plays, its optimisation is queued (same job)."""
-    status = steps.transcode(video_id, job_id, retries_left=task.retries if task else 0)
-    if status == Status.READY and current_app.config["TRANSCODE_OPTIMISE"]:
-        optimise_video(video_id, job_id)
+    """The first pass's start: once the video is playable, its parts are queued (same job)."""
+    status = steps.start(video_id, job_id, retries_left=retries_of(task))
+    if status == Status.READY:
+        queue_parts(video_id, job_id)
     return status
+
+
+def chunk_priority(number):
+    return FIRST_CHUNK_PRIORITY - number
+
+
+def queue_parts(video_id, job_id):
+    """Queue every part of the job still waiting: the sound first, chunks in order, the poster after the first."""
+    order = {PartKind.FINISH: (0, 0), PartKind.SOUND: (1, 0), PartKind.POSTER: (2, 0.5)}
+    parts = chunked.parts_of(video_id, job_id)
+    for part in sorted(parts, key=lambda part: order.get(part.kind, (2, part.number))):
+        if part.state != PartState.QUEUED:
+            continue
+        if part.kind == PartKind.SOUND:
+            transcode_sound(video_id, job_id, priority=SOUND_PRIORITY)
+        elif part.kind == PartKind.POSTER:
+            transcode_poster(video_id, job_id, priority=chunk_priority(0.5))
+        elif part.kind == PartKind.CHUNK:
+            transcode_chunk(video_id, job_id, part.number, priority=chunk_priority(part.number))
+        elif part.kind == PartKind.FINISH:
+            finish_transcode(video_id, job_id, priority=FINISH_PRIORITY)
+
+
+@task(retries=TRANSCODE_RETRIES, retry_delay=5, context=True)
+def transcode_sound(video_id, job_id, task=None):
+    result = chunked.run_part(video_id, job_id, PartKind.SOUND, 0, chunked.make_sound, retries_of(task))
+    after_part(video_id, job_id, result)
+
+
+@task(retries=TRANSCODE_RETRIES, retry_delay=5, context=True)
+def transcode_chunk(video_id, job_id, number, task=None):
+    result = chunked.run_part(video_id, job_id, PartKind.CHUNK, number, chunked.make_chunk, retries_of(task))
+    after_part(video_id, job_id, result)
+
+
+@task(retries=TRANSCODE_RETRIES, retry_delay=5, context=True)
+def transcode_poster(video_id, job_id, task=None):
+    chunked.run_part(video_id, job_id, PartKind.POSTER, 0, chunked.make_poster, retries_of(task))
+
+
+def after_part(video_id, job_id, result):
+    if result == chunked.DONE and chunked.record_chunk_done(video_id, job_id):
+        finish_transcode(video_id, job_id, priority=FINISH_PRIORITY)
+
+
+@task(retries=TRANSCODE_RETRIES, retry_delay=5, context=True)
+def finish_transcode(video_id, job_id, task=None):
+    """The join step; then the efficient pass is queued (same job)."""
+    result = chunked.run_part(video_id, job_id, PartKind.FINISH, 0, chunked.finish, retries_of(task))
+    if result == chunked.DONE and current_app.config["TRANSCODE_OPTIMISE"]:
+        optimise_video(video_id, job_id, priority=OPTIMISE_PRIORITY)
+    return result
+
+
+PART_TASK_FUNCTIONS = {PartKind.SOUND: transcode_sound, PartKind.POSTER: transcode_poster,
+                       PartKind.CHUNK: transcode_chunk, PartKind.FINISH: finish_transcode}  # fmt: skip
+
+
+def hurry_chunk(video_id, job_id, number):
+    """A viewer waits for a segment of chunk `number`: queue it again ahead of every other part
+    (once; the copy that runs second finds the chunk taken and does nothing)."""
+    if chunked.hurry(video_id, job_id, number):
+        transcode_chunk(video_id, job_id, number, priority=HURRIED_PRIORITY)
 
 
 @task(retries=TRANSCODE_RETRIES, retry_delay=15, context=True)
 def optimise_video(video_id, job_id, task=None):
-    return steps.optimise(video_id, job_id, retries_left=task.retries if task else 0)
+    return steps.optimise(video_id, job_id, retries_left=retries_of(task))
 
 
 def enqueue_transcode(video):
@@ -49,26 +127,64 @@ def queued_jobs(task=transcode_video):
     }
 
 
+def queued_parts():
+    """(video_id, job_id, kind, number) of every part task waiting in the queue."""
+    kinds = {task.name: kind for kind, task in PART_TASK_FUNCTIONS.items()}
+    found = set()
+    for pending in huey.pending():
+        if pending.name in kinds and len(pending.args) >= 2:
+            number = pending.args[2] if kinds[pending.name] == PartKind.CHUNK else 0
+            found.add((*pending.args[:2], kinds[pending.name], number))
+    return found
+
+
+def recover_parts(video, stale_before, waiting):
+    """Re-queue the parts of a playable, encoding video whose worker died (a heartbeat gone stale)
+    or that no queue holds; returns how many."""
+    recovered = 0
+    for part in chunked.parts_of(video.id, video.job_id):
+        if part.state == PartState.DONE:
+            continue
+        alive = part.heartbeat_at is not None and as_utc(part.heartbeat_at) >= stale_before
+        if (part.state == PartState.RUNNING and alive) or (
+            part.state == PartState.QUEUED and (video.id, video.job_id, part.kind, part.number) in waiting
+        ):
+            continue
+        log.warning("re-queueing video %s %s %s (job %s)", video.id, part.kind, part.number, video.job_id)
+        part.state, part.hurried = PartState.QUEUED, False
+        recovered += 1
+    if recovered:
+        db.session.commit()
+        queue_parts(video.id, video.job_id)
+    return recovered
+
+
 def recover_stalled_jobs():
     """Re-queue the jobs whose worker died: processing or optimising without a recent heartbeat, or
-    pending without a queued job. Returns the videos' ids. A re-run starts its pass from scratch and
-    gives the same result; an optimisation re-runs under the same job while the fast ladder plays."""
+    pending without a queued job, and the parts of encoding videos (recover_parts). Returns the
+    videos' ids. A re-run starts its pass (or part) from scratch and gives the same result; an
+    optimisation re-runs under the same job while the fast ladder plays."""
     stale_before = datetime.now(UTC) - stale_after()
-    waiting, optimising = queued_jobs(), queued_jobs(optimise_video)
+    waiting, optimising, parts = queued_jobs(), queued_jobs(optimise_video), queued_parts()
     candidates = db.session.scalars(
         sa.select(Video).where(
-            sa.or_(Video.status.in_([Status.PENDING, Status.PROCESSING]), Video.phase == Phase.OPTIMISING)
+            sa.or_(Video.status.in_([Status.PENDING, Status.PROCESSING]),
+                   Video.phase.in_([Phase.OPTIMISING, Phase.ENCODING]))
         )
-    ).all()
+    ).all()  # fmt: skip
     recovered = []
     for video in candidates:
+        if video.status == Status.READY and video.phase == Phase.ENCODING:
+            if recover_parts(video, stale_before, parts):
+                recovered.append(video.id)
+            continue
         heartbeat = video.heartbeat_at
         if heartbeat is not None and as_utc(heartbeat) >= stale_before:
             continue
         job = (video.id, video.job_id)
         if video.status == Status.READY and job not in optimising:
             log.warning("re-queueing the optimisation of video %s (job %s)", video.id, video.job_id)
-            optimise_video(video.id, video.job_id)
+            optimise_video(video.id, video.job_id, priority=OPTIMISE_PRIORITY)
         elif video.status == Status.PROCESSING or (video.status == Status.PENDING and job not in waiting):
             log.warning("re-queueing video %s (%s job %s)", video.id, video.status, video.job_id)
             enqueue_transcode(video)
@@ -94,3 +210,26 @@ def recover_at_startup():
     recovered = recover_stalled_jobs()
     recover_stalled_jobs_later.schedule(delay=stale_after().total_seconds())
     return recovered
+
+
+PART_WORK = {PartKind.SOUND: chunked.make_sound, PartKind.POSTER: chunked.make_poster,
+             PartKind.CHUNK: chunked.make_chunk, PartKind.FINISH: chunked.finish}  # fmt: skip
+
+
+def transcode_in_process(video_id, job_id, retries_left=0):
+    """The whole first pass here and now, part after part, as one worker would take them off the
+    queue (the CLI's --wait and tests). Returns the video's status, or "cancelled"; raises as a
+    part does when it asks for a retry."""
+    status = steps.start(video_id, job_id, retries_left)
+    if status != Status.READY:
+        return status
+    order = {PartKind.SOUND: 0, PartKind.CHUNK: 1, PartKind.POSTER: 2}
+    parts = sorted((order[part.kind], part.number, part.kind) for part in chunked.parts_of(video_id, job_id))
+    for _order, number, kind in parts:
+        result = chunked.run_part(video_id, job_id, kind, number, PART_WORK[kind], retries_left)
+        if result == chunked.DONE and kind != PartKind.POSTER and chunked.record_chunk_done(video_id, job_id):
+            result = chunked.run_part(video_id, job_id, PartKind.FINISH, 0, chunked.finish, retries_left)
+        if result in (chunked.FAILED, chunked.CANCELLED):
+            break
+    video = db.session.get(Video, video_id, populate_existing=True)
+    return CANCELLED if video is None or video.job_id != job_id else video.status

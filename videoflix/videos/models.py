@@ -19,6 +19,7 @@ class Status(StrEnum):
 class Phase(StrEnum):
     """Which ladder a ready video plays, while an efficient one may still be on its way."""
 
+    ENCODING = "encoding"  # playable: the fast ladder's segments are made in order and on request
     FAST = "fast"  # the fast ladder plays (optimisation off, or it failed)
     OPTIMISING = "optimising"  # the fast ladder plays while the efficient one is made
     OPTIMISED = "optimised"  # the efficient ladder plays
@@ -80,6 +81,40 @@ def publish_at_value(moment):
     """What to assign to Video.publish_at: a draft's NULL must be explicit, or on insert the
     column's default (now) would fire in its place."""
     return sa.null() if moment is None else moment
+
+
+class PartKind(StrEnum):
+    SOUND = "sound"  # the film's sound, encoded once
+    CHUNK = "chunk"  # a run of whole segments of every rung
+    POSTER = "poster"  # a frame of the film (unless staff uploaded one)
+    FINISH = "finish"  # the join: master playlist from what was made, storyboard, next pass
+
+
+class PartState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+
+
+class TranscodePart(db.Model):
+    """One task of a video's chunked transcode (pipeline/chunked.py), owned by the job that planned
+    it: its state, its worker's heartbeat (a worker killed mid-chunk loses that chunk only) and
+    what it made."""
+
+    __tablename__ = "transcode_parts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    video_id: Mapped[int] = mapped_column(sa.ForeignKey("videos.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str] = mapped_column(sa.String(32))
+    kind: Mapped[str] = mapped_column(sa.String(8))
+    number: Mapped[int] = mapped_column(default=0)  # a chunk's number; 0 for the others
+    state: Mapped[str] = mapped_column(sa.String(8), default=PartState.QUEUED)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    hurried: Mapped[bool] = mapped_column(default=False)  # queued again ahead of the rest for a viewer
+    segments_done: Mapped[int] = mapped_column(default=0)  # the sound: segments stored so far
+    made: Mapped[dict | None] = mapped_column(sa.JSON)  # a chunk: {rung: [[seconds, bytes], ...]}
+
+    __table_args__ = (sa.UniqueConstraint("job_id", "kind", "number", name="uq_transcode_parts_job_kind_number"),)
 
 
 class WatchProgress(db.Model):

@@ -1,0 +1,519 @@
+"""The fast ladder, chunked (media/chunks.py plans it): a film is playable as soon as it is probed,
+and every worker added finishes it sooner.
+
+- start (steps.start, a job attempt as before): probe, plan, publish a version that holds only
+  playlists, complete VOD ones on the grid; the video is ready, phase `encoding`. One part row per
+  task is written in the same commit.
+- the sound: one ffmpeg for the whole film; each audio segment is stored as soon as ffmpeg has
+  moved past it, and the part row counts them.
+- each chunk: one ffmpeg for its stretch of every rung, then each segment joined with its sound
+  and stored under its global number. Chunks are queued in order (the first highest); a viewer
+  asking for a segment not yet made queues its chunk again ahead of all (videos/playback.py).
+- finish: when the last chunk is done, the master playlist from what was made, the subtitles cut to
+  the grid, the storyboard; then the efficient pass is queued as before.
+
+Every part is claimed through its row (a second copy of a task finds it taken and does nothing),
+beats its own heartbeat (recovery re-queues a part whose worker died: a kill -9 loses that part
+only), and stops when its job no longer owns the video (re-queued, deleted, failed)."""
+
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import m3u8
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.orm.exc import ObjectDeletedError
+
+from videoflix.extensions import db
+from videoflix.media import chunks, conform, ladder, playlists, storyboard
+from videoflix.media.ffmpeg import FFmpegFailed, ffmpeg_binary, run_ffmpeg, source_input
+from videoflix.media.probe import NotAVideo, probe
+from videoflix.pipeline import cleanup
+from videoflix.pipeline import subtitles as subtitle_renditions
+from videoflix.pipeline.job import Cancelled, disk_full_note, stale_after, update_owned
+from videoflix.storage import keys, media_store
+from videoflix.storage.local import LocalStorage
+from videoflix.videos import catalogue
+from videoflix.videos.models import PartKind, PartState, Phase, Status, TranscodePart, Video
+
+log = logging.getLogger(__name__)
+SOUND_POLL_SECONDS = 0.25
+CANCELLED, SKIPPED, DONE, FAILED = "cancelled", "skipped", "done", "failed"
+
+
+@dataclass(frozen=True)
+class Film:
+    """What every part of one job knows alike, planned again from the probe wherever it runs."""
+
+    info: object  # media.probe.Probe
+    rungs: list
+    durations: list  # of every segment
+    chunks: list
+
+    @classmethod
+    def of(cls, info):
+        durations = chunks.segment_durations(info.duration, info.fps)
+        rungs = ladder.build_ladder(info, ladder.STANDARD_RUNGS)
+        return cls(info, rungs, durations, chunks.plan_chunks(durations, info.picture_duration))
+
+
+def shared_source(video_id, job_id, key):
+    """The source as a local file for every part of the job on this machine: the stored file itself
+    on a local store; from a bucket, one download per machine (under a lock), kept until the job's
+    finish removes the video's scratch folder."""
+    store = media_store()
+    if isinstance(store, LocalStorage):
+        return Path(store.path(key))
+    folder = store.work_root() / str(video_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    cached = folder / f"source-{job_id}{Path(key).suffix}"
+    with open(folder / f"source-{job_id}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not cached.exists():
+            with store.local_file(key, folder=folder) as download:
+                os.replace(download, cached)
+    return cached
+
+
+def job_version(video_id, job_id):
+    """Where a job's fast ladder is made: published from the start for a new video, and at its
+    finish for one that plays an earlier version meanwhile (a re-transcode)."""
+    return keys.rendition_version(video_id, job_id)
+
+
+def parts_of(video_id, job_id, kind=None):
+    query = sa.select(TranscodePart).where(TranscodePart.video_id == video_id, TranscodePart.job_id == job_id)
+    if kind:
+        query = query.where(TranscodePart.kind == kind)
+    return db.session.scalars(query.order_by(TranscodePart.kind, TranscodePart.number)).all()
+
+
+def plan_parts(video, film):
+    """The part rows of a new job (added to the session; the start commits them with the publish),
+    and the rows of any job before it removed."""
+    db.session.execute(sa.delete(TranscodePart).where(TranscodePart.video_id == video.id))
+    rows = [TranscodePart(video_id=video.id, job_id=video.job_id, kind=PartKind.CHUNK, number=chunk.number)
+            for chunk in film.chunks]  # fmt: skip
+    rows.append(TranscodePart(video_id=video.id, job_id=video.job_id, kind=PartKind.POSTER, number=0))
+    if film.info.has_audio:
+        rows.append(TranscodePart(video_id=video.id, job_id=video.job_id, kind=PartKind.SOUND, number=0))
+    db.session.add_all(rows)
+
+
+def publish_playlists(t, film):
+    """The version that makes the video playable before any segment exists: master, variants and
+    every media playlist, on the grid. Segments are added to it as chunks finish."""
+    out = t.job.workspace / "playable"
+    for rung in film.rungs:
+        (out / rung.name).mkdir(parents=True)
+        (out / rung.name / "index.m3u8").write_text(chunks.media_playlist(film.durations))
+    audio = playlists.audio_renditions(film.info)
+    for rendition in audio:
+        (out / rendition.folder).mkdir(parents=True)
+        (out / rendition.folder / "index.m3u8").write_text(chunks.media_playlist(film.durations))
+    variants = playlists.planned_variants(film.rungs, film.info)
+    (out / playlists.VARIANTS_FILE).write_text(playlists.variants_json(variants, audio))
+    (out / "master.m3u8").write_text(playlists.master_playlist(variants, (), audio))
+    return out
+
+
+class Part:
+    """One claimed part of a job: its row's heartbeat from a thread of its own, its workspace, and
+    whether its job still owns the video."""
+
+    def __init__(self, video_id, job_id, kind, number=0):
+        self.video_id, self.job_id, self.kind, self.number = video_id, job_id, kind, number
+        self.workspace = media_store().work_root() / str(video_id) / job_id / f"{kind}-{number}"
+        self._app = current_app._get_current_object()
+        self._stopped = threading.Event()
+        self._lost = threading.Event()
+        self._beat = threading.Thread(target=self._run, daemon=True)
+        self.film = self.source = self.video = None
+
+    def _row(self):
+        return sa.and_(TranscodePart.video_id == self.video_id, TranscodePart.job_id == self.job_id,
+                       TranscodePart.kind == self.kind, TranscodePart.number == self.number)  # fmt: skip
+
+    def claim(self):
+        """Take the part if it is queued (or its worker died) and its job still owns a playable video."""
+        now = datetime.now(UTC)
+        taken = db.session.execute(
+            sa.update(TranscodePart)
+            .where(self._row(), sa.or_(TranscodePart.state == PartState.QUEUED,
+                                       sa.and_(TranscodePart.state == PartState.RUNNING,
+                                               TranscodePart.heartbeat_at < now - stale_after())))
+            .values(state=PartState.RUNNING, heartbeat_at=now)
+        ).rowcount  # fmt: skip
+        db.session.commit()
+        if not taken:
+            return False
+        try:
+            self.video = self.owned_video()
+        except Cancelled:
+            return False
+        self._beat.start()
+        shutil.rmtree(self.workspace, ignore_errors=True)  # a dead worker's try of this part
+        self.workspace.mkdir(parents=True)
+        self.source = shared_source(self.video_id, self.job_id, self.video.source_path)
+        self.film = Film.of(probe(self.source))
+        return True
+
+    def owned_video(self):
+        video = db.session.get(Video, self.video_id, populate_existing=True)
+        if (
+            video is None
+            or video.job_id != self.job_id
+            or video.status != Status.READY
+            or video.phase != Phase.ENCODING
+        ):
+            raise Cancelled()
+        return video
+
+    def _run(self):
+        with self._app.app_context():
+            while not self._stopped.wait(self._app.config["JOB_HEARTBEAT_SECONDS"]):
+                try:
+                    db.session.execute(
+                        sa.update(TranscodePart).where(self._row()).values(heartbeat_at=datetime.now(UTC))
+                    )
+                    if not update_owned(self.video_id, self.job_id):
+                        self._lost.set()
+                except Exception as error:  # a missed beat is not the part's failure; the next one may land
+                    log.warning("heartbeat of video %s %s %s failed: %s", self.video_id, self.kind, self.number, error)
+                    db.session.rollback()
+            db.session.remove()
+
+    def check(self, _seconds=None):
+        """ffmpeg's progress callback: Cancelled once the job lost the video."""
+        if self._lost.is_set():
+            raise Cancelled()
+
+    def version(self):
+        return job_version(self.video_id, self.job_id)
+
+    def done(self, **values):
+        db.session.execute(sa.update(TranscodePart).where(self._row()).values(state=PartState.DONE, **values))
+        db.session.commit()
+
+    def release(self):
+        """Back to the queue, for Huey's retry of a transient failure."""
+        db.session.rollback()
+        db.session.execute(sa.update(TranscodePart).where(self._row()).values(state=PartState.QUEUED))
+        db.session.commit()
+
+    def close(self):
+        self._stopped.set()
+        if self._beat.is_alive():
+            self._beat.join()
+        shutil.rmtree(self.workspace, ignore_errors=True)
+
+    def ffmpeg(self):
+        return ffmpeg_binary(current_app.config["FFMPEG_BINARY"])
+
+    def timeout(self, seconds):
+        return max(120.0, seconds * current_app.config["TRANSCODE_TIMEOUT_FACTOR"])
+
+
+def run_part(video_id, job_id, kind, number, work, retries_left=0):
+    """Claim the part and run `work(part)`. Returns DONE, SKIPPED (taken, finished or not this
+    job's), CANCELLED or FAILED; raises to ask Huey for a retry of a transient failure."""
+    part = Part(video_id, job_id, kind, number)
+    try:
+        if not part.claim():
+            return SKIPPED
+        work(part)
+        return DONE
+    except (Cancelled, ObjectDeletedError):
+        log.info("video %s %s %s stopped: the job no longer owns the video", video_id, kind, number)
+        return CANCELLED
+    except NotAVideo as error:
+        fail(video_id, job_id, str(error))
+        return FAILED
+    except (FFmpegFailed, OSError) as error:
+        db.session.rollback()
+        message = disk_full_note(part.workspace.parent) + str(error)
+        if getattr(error, "stderr_tail", ""):
+            message += f"\n{error.stderr_tail}"
+        if retries_left > 0 and getattr(error, "transient", True):
+            log.warning("video %s %s %s failed, will retry: %s", video_id, kind, number, message)
+            part.release()
+            raise
+        fail(video_id, job_id, message)
+        return FAILED
+    finally:
+        part.close()
+
+
+def fail(video_id, job_id, message):
+    """A part failed for good: the video fails and its playable-while-encoding version goes (every
+    other part of the job stops on its next beat)."""
+    db.session.rollback()
+    video = db.session.get(Video, video_id, populate_existing=True)
+    if video is None or video.job_id != job_id:
+        return
+    version = job_version(video_id, job_id)
+    video.status, video.error, video.phase = Status.FAILED, message, None
+    if video.hls_path == version:
+        video.hls_path, video.renditions = None, []
+    db.session.execute(sa.delete(TranscodePart).where(TranscodePart.video_id == video_id))
+    db.session.commit()
+    media_store().delete_prefix(version)
+
+
+# --- the sound ---
+
+
+def stored_segments(folder, store, prefix, already, finished):
+    """Store the segments of `folder` ffmpeg has moved past (all once it has `finished`), from
+    number `already` on; returns how many are stored now."""
+    names = sorted((path.name for path in folder.glob("*.ts")), key=lambda name: int(name.split(".")[0]))
+    complete = names if finished else names[:-1]
+    for name in complete[already:]:
+        store.put_file(f"{prefix}/{name}", folder / name)
+    return max(already, len(complete))
+
+
+def make_sound(part):
+    out, store, version = part.workspace / "sound", media_store(), part.version()
+    folders = [chunks.AUDIO_FOLDER] + [rendition.folder for rendition in playlists.audio_renditions(part.film.info)]
+    stored = dict.fromkeys(folders, 0)
+
+    def store_finished(finished=False):
+        part.check()
+        for folder in folders:
+            before = stored[folder]
+            stored[folder] = stored_segments(out / folder, store, f"{version}/{folder}", before, finished)
+            if folder == chunks.AUDIO_FOLDER and stored[folder] != before:
+                db.session.execute(sa.update(TranscodePart).where(part._row()).values(segments_done=stored[folder]))
+                db.session.commit()
+
+    command = chunks.build_audio_command(part.ffmpeg(), part.source, out, part.film.info)
+    run_ffmpeg(command, part.timeout(part.film.info.duration), on_progress=lambda _s: store_finished(),
+               stderr_path=part.workspace / "sound.log")  # fmt: skip
+    store_finished(finished=True)
+    for folder in folders[1:]:  # alternative tracks: the playlist ffmpeg measured replaces the planned one
+        store.put_file(f"{version}/{folder}/index.m3u8", out / folder / "index.m3u8")
+    part.done(segments_done=stored[chunks.AUDIO_FOLDER])
+
+
+def wait_for_sound(part, through):
+    """The number of audio segments stored once the sound covers segment `through` (or is whole)."""
+    deadline = time.monotonic() + part.timeout(part.film.info.duration)
+    while True:
+        row = db.session.execute(
+            sa.select(TranscodePart.state, TranscodePart.segments_done).where(
+                TranscodePart.video_id == part.video_id, TranscodePart.job_id == part.job_id,
+                TranscodePart.kind == PartKind.SOUND)
+        ).first()  # fmt: skip
+        db.session.commit()  # a fresh snapshot on the next read
+        if row is None:
+            raise Cancelled()
+        if row.state == PartState.DONE or row.segments_done > through:
+            return row.segments_done, row.state == PartState.DONE
+        if time.monotonic() > deadline:
+            raise FFmpegFailed("The sound was not encoded in time for a chunk.")
+        part.check()
+        time.sleep(SOUND_POLL_SECONDS)
+
+
+# --- a chunk ---
+
+
+def make_chunk(part):
+    film, chunk, store = part.film, part.film.chunks[part.number], media_store()
+    out = part.workspace / "hls"
+    preset = current_app.config["TRANSCODE_PRESET"]
+    command = ladder.build_hls_command(part.ffmpeg(), part.source, out, film.info, film.rungs, preset, chunk=chunk)
+    run_ffmpeg(command, part.timeout(chunk.seconds), on_progress=part.check, stderr_path=part.workspace / "chunk.log")
+    expected = [chunks.segment_name(number) for number in chunk.segments]
+    sound = None
+    if film.info.has_audio:
+        audio_count, whole = wait_for_sound(part, chunk.segments[-1] if not chunk.last else len(film.durations))
+        sound = (audio_count, whole)
+    made = {}
+    for rung in film.rungs:
+        folder = out / rung.name
+        segments = m3u8.load(str(folder / "index.m3u8")).segments
+        if [segment.uri for segment in segments] != expected:
+            raise FFmpegFailed(f"Chunk {chunk.number} of {rung.name} made {[s.uri for s in segments]}, not {expected}.",
+                               transient=False)  # fmt: skip
+        made[rung.name] = []
+        for number, segment in zip(chunk.segments, segments, strict=True):
+            final = folder / segment.uri
+            if sound:
+                final = join_sound(part, folder, number, sound[0], len(film.durations) - 1)
+            store.put_file(f"{part.version()}/{rung.name}/{segment.uri}", final)
+            made[rung.name].append([segment.duration, final.stat().st_size])
+    part.done(made=made)
+
+
+def join_sound(part, folder, number, audio_count, last_segment):
+    """Video segment `number` joined with its stretch of the film's sound, as a file in `folder`."""
+    name = chunks.segment_name(number)
+    wanted = chunks.audio_for(number, audio_count, last_segment)
+    if not wanted:  # the sound ended earlier: this stretch is silent in the source too
+        return folder / name
+    store = media_store()
+    with contextlib.ExitStack() as stack:
+        keys_wanted = [f"{part.version()}/{chunks.AUDIO_FOLDER}/{chunks.segment_name(n)}" for n in wanted]
+        audio = [stack.enter_context(store.local_file(key, folder=part.workspace)) for key in keys_wanted]
+        joined = folder / f"joined-{name}"
+        command = chunks.build_join_command(part.ffmpeg(), folder / name, audio, joined)
+        run_ffmpeg(command, part.timeout(0), stderr_path=part.workspace / "join.log")
+    return joined
+
+
+# --- the poster ---
+
+POSTER_TIMEOUT = 120  # seconds
+
+
+def store_poster(ffmpeg, source, info, workspace):
+    """A poster frame of `source`, stored; its key."""
+    partial = workspace / "poster.jpg"
+    command = ladder.build_poster_command(ffmpeg, source, partial, info)
+    run_ffmpeg(command, timeout=POSTER_TIMEOUT, stderr_path=workspace / "poster.log")
+    if not partial.is_file():
+        raise FFmpegFailed("No poster frame could be made from the video: upload a poster, then re-transcode.",
+                           transient=False)  # fmt: skip
+    key = keys.new_poster(".jpg")
+    media_store().put_file(key, partial)
+    return key
+
+
+def make_poster(part):
+    """The video's poster from its frames (unless staff uploaded one), in place of the one an
+    earlier job made; the catalogue shows it at once."""
+    video = part.owned_video()
+    if video.poster_uploaded or (video.poster_path and part.kind == PartKind.FINISH):
+        return
+    key = store_poster(part.ffmpeg(), part.source, part.film.info, part.workspace)
+    try:
+        video = part.owned_video()
+    except Cancelled:
+        media_store().delete(key)
+        raise
+    old_poster, video.poster_path = video.poster_path, key
+    db.session.commit()
+    cleanup.retire(stored_keys=[old_poster])
+
+
+# --- the finish ---
+
+
+def finish(part):
+    """The join step: playlists and master from what the chunks made, subtitles, storyboard, and the
+    video's next phase. Idempotent: a re-run after a crash writes the same objects again."""
+    film, store, version = part.film, media_store(), part.version()
+    made = {rung.name: [] for rung in film.rungs}
+    for row in parts_of(part.video_id, part.job_id, PartKind.CHUNK):
+        for name, segments in (row.made or {}).items():
+            made[name] += segments
+    out = part.workspace / "finish"
+    out.mkdir()
+    stats = {}
+    for rung in film.rungs:
+        durations = [seconds for seconds, _size in made[rung.name]]
+        if len(durations) != len(film.durations):
+            raise FFmpegFailed(
+                f"{rung.name} has {len(durations)} segments, not {len(film.durations)}.", transient=False
+            )
+        (out / rung.name).mkdir()
+        (out / rung.name / "index.m3u8").write_text(chunks.media_playlist(durations))
+        with store.local_file(f"{version}/{rung.name}/{chunks.segment_name(0)}", folder=part.workspace) as first:
+            codec = playlists.video_codec_of(first)
+            if rung is film.rungs[0]:
+                _, start_pts = subtitle_renditions.grid(out / rung.name / "index.m3u8", first)
+        stats[rung.name] = playlists.stats_of(made[rung.name], codec)
+    tracks = subtitle_renditions.write_renditions(out, part.video_id, film.durations, start_pts, part.workspace)
+    audio = playlists.audio_renditions(film.info)
+    variants = playlists.variants(film.rungs, stats, film.info)
+    (out / playlists.VARIANTS_FILE).write_text(playlists.variants_json(variants, audio))
+    (out / "master.m3u8").write_text(playlists.master_playlist(variants, tracks, audio))
+    has_storyboard = make_storyboard(part, out)
+    make_poster(part)  # if the poster part has not (its worker died meanwhile)
+    for path in sorted(out.rglob("*")):
+        if path.is_file():
+            store.put_file(f"{version}/{path.relative_to(out).as_posix()}", path)
+    store.delete_prefix(f"{version}/{chunks.AUDIO_FOLDER}")
+    video = part.owned_video()
+    old_version = video.hls_path if video.hls_path != version else None
+    video.hls_path, video.renditions = version, [rung.name for rung in film.rungs]
+    video.has_storyboard = has_storyboard
+    video.phase = Phase.OPTIMISING if current_app.config["TRANSCODE_OPTIMISE"] else Phase.FAST
+    video.progress, video.error = 100, None
+    db.session.execute(sa.delete(TranscodePart).where(TranscodePart.video_id == part.video_id))
+    db.session.commit()
+    catalogue.forget_published(part.video_id)
+    cleanup.retire(prefixes=[old_version])
+    for leftover in part.workspace.parent.parent.glob(f"source-{part.job_id}*"):  # this machine's copy
+        leftover.unlink(missing_ok=True)
+
+
+def make_storyboard(part, out):
+    """Scrub previews from the source, whose pictures every chunk shares (no rendition is local here).
+    Never what stops a video: if ffmpeg fails, the version has none."""
+    lowest = part.film.rungs[0]
+    board = storyboard.plan(part.film.info.duration, lowest.width, lowest.height)
+    sheets = out / storyboard.FOLDER
+    sheets.mkdir()
+    command = storyboard.build_command(part.ffmpeg(), source_input(part.source), sheets, board,
+                                       conform.picture_filters(part.film.info))  # fmt: skip
+    try:
+        run_ffmpeg(command, part.timeout(part.film.info.duration), on_progress=part.check,
+                   stderr_path=part.workspace / "storyboard.log")  # fmt: skip
+    except FFmpegFailed as error:
+        log.warning("no storyboard for video %s: %s", part.video_id, error)
+        shutil.rmtree(sheets, ignore_errors=True)
+        return False
+    (out / storyboard.TRACK).write_text(storyboard.webvtt(board, part.film.info.duration))
+    return True
+
+
+def seconds_made(made):
+    """Seconds of film a chunk made (any one rung's segments: they all cover the same stretch)."""
+    first = next(iter((made or {}).values()), [])
+    return sum(seconds for seconds, _size in first)
+
+
+def record_chunk_done(video_id, job_id):
+    """After a chunk: the video's progress, and whether this was the last (then the finish part is
+    written, exactly once: the unique row is the claim)."""
+    rows = parts_of(video_id, job_id)
+    total = [row for row in rows if row.kind == PartKind.CHUNK]
+    done = [row for row in total if row.state == PartState.DONE]
+    seconds = sum(seconds_made(row.made) for row in done)
+    duration = db.session.scalar(sa.select(Video.duration).where(Video.id == video_id)) or 1
+    update_owned(video_id, job_id, progress=max(0, min(99, int(100 * seconds / duration))))
+    sound_pending = any(row.state != PartState.DONE for row in rows if row.kind == PartKind.SOUND)
+    if len(done) < len(total) or sound_pending:
+        return False
+    db.session.add(TranscodePart(video_id=video_id, job_id=job_id, kind=PartKind.FINISH, number=0))
+    try:
+        db.session.commit()
+    except sa.exc.IntegrityError:  # another part got there first
+        db.session.rollback()
+        return False
+    return True
+
+
+def hurry(video_id, job_id, number):
+    """Mark chunk `number` hurried if it is still waiting; True when this call did (the caller then
+    queues it again ahead of the rest)."""
+    hurried = db.session.execute(
+        sa.update(TranscodePart)
+        .where(TranscodePart.video_id == video_id, TranscodePart.job_id == job_id,
+               TranscodePart.kind == PartKind.CHUNK, TranscodePart.number == number,
+               TranscodePart.state == PartState.QUEUED, TranscodePart.hurried.is_(False))
+        .values(hurried=True)
+    ).rowcount  # fmt: skip
+    db.session.commit()
+    return bool(hurried)
