@@ -85,6 +85,11 @@ class Config:
     PROXY_COUNT = int(_env("PROXY_COUNT", "0"))
     TRUSTED_PROXY = _env("TRUSTED_PROXY", "127.0.0.1")
     WEB_THREADS = int(_env("WEB_THREADS", "8"))
+    # A segment asked for before its chunk is made (a seek ahead while a film encodes) is waited
+    # for this long, then answered 503 with Retry-After; at most SEGMENT_WAITERS requests of a
+    # process wait at once, so waiting viewers never hold every web thread.
+    SEGMENT_WAIT_SECONDS = float(_env("SEGMENT_WAIT_SECONDS", "20"))
+    SEGMENT_WAITERS = int(_env("SEGMENT_WAITERS", str(max(1, int(_env("WEB_THREADS", "8")) // 2))))
 
     FRONTEND_URL = _env("FRONTEND_URL", "http://127.0.0.1:5500").rstrip("/")
     CORS_ALLOWED_ORIGINS = _list("CORS_ALLOWED_ORIGINS", DEFAULT_ORIGINS)

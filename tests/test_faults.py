@@ -18,7 +18,7 @@ from tests.servers import CuttableProxy, Worker
 from videoflix.extensions import db
 from videoflix.queue import huey
 from videoflix.storage import media_store
-from videoflix.videos.models import Status, Video
+from videoflix.videos.models import Phase, Status, Video
 
 KILLS = int(os.environ.get("FAULT_KILLS", "2"))
 HEARTBEAT_SECONDS = 0.5  # so that a dead worker's job is stale after 1.5 s
@@ -68,12 +68,13 @@ def wait_until(condition, timeout, what):
 
 
 def mid_transcode(app):
-    return [video for video in videos(app) if video.status == Status.PROCESSING and video.progress >= 1]
+    """Videos whose chunks are being made (playable, encoding), with at least one chunk done."""
+    return [video for video in videos(app) if video.phase == Phase.ENCODING and video.progress >= 1]
 
 
 def all_ready(app):
     rows = videos(app)
-    return all(video.status == Status.READY for video in rows)
+    return all(video.status == Status.READY and video.phase != Phase.ENCODING for video in rows)
 
 
 def assert_published_whole(app):
@@ -108,7 +109,7 @@ def test_a_worker_killed_mid_transcode_again_and_again_loses_nothing(queued_app,
             )
             worker.kill()  # SIGKILL of the worker and its ffmpeg: no cleanup runs
             # Every job it had, read once it is dead (a job can start or report between two reads).
-            killed_jobs.update(v.job_id for v in videos(queued_app) if v.status == Status.PROCESSING)
+            killed_jobs.update(v.job_id for v in videos(queued_app) if v.phase == Phase.ENCODING)
             worker.start()
         wait_until(lambda: all_ready(queued_app), 300, f"{count} videos ready")
     finally:

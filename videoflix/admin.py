@@ -165,10 +165,12 @@ validate_poster_file = upload_validator("image", IMAGE_EXTENSIONS, check_image)
 
 
 def _progress_bar(percent, label):
+    """The label beside the bar, not inside it: readable at 0% as at 100%."""
     return Markup(
-        '<div class="progress" style="min-width:8em" title="{label}">'
+        '<div class="small text-nowrap">{label}</div>'
+        '<div class="progress" style="min-width:8em;height:.5rem" title="{label}">'
         '<div class="progress-bar progress-bar-striped progress-bar-animated" role="progressbar" '
-        'style="width:{p}%">{label}</div></div>'
+        'style="width:{p}%" aria-valuenow="{p}" aria-valuemin="0" aria-valuemax="100" aria-label="{label}"></div></div>'
     ).format(p=int(percent), label=label)
 
 
@@ -178,8 +180,8 @@ def _status_cell(_view, _context, video, _name):
         return _progress_bar(video.progress, f"{int(video.progress)}%")
     badge = {"ready": "success", "failed": "danger", "pending": "secondary"}.get(video.status, "light")
     cell = Markup('<span class="badge badge-{}">{}</span>').format(badge, video.status)
-    if video.status == Status.READY and video.phase == Phase.OPTIMISING:
-        cell += _progress_bar(video.progress, f"playable, optimising {int(video.progress)}%")
+    if video.status == Status.READY and video.phase in (Phase.ENCODING, Phase.OPTIMISING):
+        cell += _progress_bar(video.progress, f"playable, {video.phase} {int(video.progress)}%")
     elif video.status == Status.READY and video.phase:
         cell += Markup(' <small class="text-muted">{} ladder</small>').format(video.phase)
     return cell

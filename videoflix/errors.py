@@ -36,10 +36,14 @@ UNAVAILABLE = (
 class JSONError(HTTPException):
     """An API error whose body is given whole: API.md answers a few with {"error": ...}, not {"detail": ...}."""
 
-    def __init__(self, code, body):
+    def __init__(self, code, body, headers=None):
         super().__init__(description=str(body))
         self.code = code
         self.body = body
+        self.headers = headers or {}
+
+    def get_headers(self, environ=None, scope=None):
+        return [*super().get_headers(environ, scope), *self.headers.items()]
 
 
 def is_api_request():
@@ -58,7 +62,7 @@ def handle_http_exception(error):
     if not is_api_request():
         return error
     if isinstance(error, JSONError):
-        return jsonify(error.body), error.code
+        return jsonify(error.body), error.code, error.headers
     if request.method == "OPTIONS" and error.code in (404, 405):
         return "", 200  # a CORS preflight succeeds on every /api/ path; flask-cors adds its headers
     # Our own abort(code, description) messages are kept; Werkzeug's stock texts are replaced,

@@ -21,6 +21,8 @@ def upgrade():
         sa.Column("job_id", sa.String(length=32), nullable=False),
         sa.Column("kind", sa.String(length=8), nullable=False),
         sa.Column("number", sa.Integer(), nullable=False),
+        sa.Column("first_segment", sa.Integer(), nullable=False),
+        sa.Column("segment_count", sa.Integer(), nullable=False),
         sa.Column("state", sa.String(length=8), nullable=False),
         sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("hurried", sa.Boolean(), nullable=False),

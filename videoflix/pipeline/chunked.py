@@ -41,7 +41,6 @@ from videoflix.pipeline import subtitles as subtitle_renditions
 from videoflix.pipeline.job import Cancelled, disk_full_note, stale_after, update_owned
 from videoflix.storage import keys, media_store
 from videoflix.storage.local import LocalStorage
-from videoflix.videos import catalogue
 from videoflix.videos.models import PartKind, PartState, Phase, Status, TranscodePart, Video
 
 log = logging.getLogger(__name__)
@@ -100,7 +99,8 @@ def plan_parts(video, film):
     """The part rows of a new job (added to the session; the start commits them with the publish),
     and the rows of any job before it removed."""
     db.session.execute(sa.delete(TranscodePart).where(TranscodePart.video_id == video.id))
-    rows = [TranscodePart(video_id=video.id, job_id=video.job_id, kind=PartKind.CHUNK, number=chunk.number)
+    rows = [TranscodePart(video_id=video.id, job_id=video.job_id, kind=PartKind.CHUNK, number=chunk.number,
+                          first_segment=chunk.first_segment, segment_count=chunk.segment_count)
             for chunk in film.chunks]  # fmt: skip
     rows.append(TranscodePart(video_id=video.id, job_id=video.job_id, kind=PartKind.POSTER, number=0))
     if film.info.has_audio:
@@ -452,7 +452,6 @@ def finish(part):
     video.progress, video.error = 100, None
     db.session.execute(sa.delete(TranscodePart).where(TranscodePart.video_id == part.video_id))
     db.session.commit()
-    catalogue.forget_published(part.video_id)
     cleanup.retire(prefixes=[old_version])
     for leftover in part.workspace.parent.parent.glob(f"source-{part.job_id}*"):  # this machine's copy
         leftover.unlink(missing_ok=True)

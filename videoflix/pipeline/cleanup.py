@@ -62,7 +62,7 @@ def in_use(videos):
         referenced.update(key for key in (video.source_path, video.poster_path) if key)
         if video.hls_path:
             versions.add(video.hls_path)
-        busy = video.status in (Status.PENDING, Status.PROCESSING) or video.phase == Phase.OPTIMISING
+        busy = video.status in (Status.PENDING, Status.PROCESSING) or video.phase in (Phase.ENCODING, Phase.OPTIMISING)
         if busy and video.job_id:
             making.add(keys.rendition_version(video.id, video.job_id))  # and its "-optimised" sibling
     return referenced, versions, making

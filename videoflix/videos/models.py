@@ -108,6 +108,8 @@ class TranscodePart(db.Model):
     job_id: Mapped[str] = mapped_column(sa.String(32))
     kind: Mapped[str] = mapped_column(sa.String(8))
     number: Mapped[int] = mapped_column(default=0)  # a chunk's number; 0 for the others
+    first_segment: Mapped[int] = mapped_column(default=0)  # a chunk's segments
+    segment_count: Mapped[int] = mapped_column(default=0)
     state: Mapped[str] = mapped_column(sa.String(8), default=PartState.QUEUED)
     heartbeat_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     hurried: Mapped[bool] = mapped_column(default=False)  # queued again ahead of the rest for a viewer

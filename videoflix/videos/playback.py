@@ -12,7 +12,7 @@ from videoflix.media import storyboard, subtitles
 from videoflix.media.ladder import RESOLUTIONS, alternative_audio_folder
 from videoflix.storage import delivery
 from videoflix.storage.keys import PLAYLIST_TYPE, SEGMENT_TYPE, TEXT_TRACK_TYPE
-from videoflix.videos import catalogue
+from videoflix.videos import catalogue, in_time
 from videoflix.videos.models import Subtitle
 
 SEGMENT_NAME = re.compile(r"[0-9]{3,5}\.ts")  # matched whole (fullmatch); ASCII digits only
@@ -74,8 +74,17 @@ def media_playlist(video_id, resolution, released_only=True):
 def segment(video_id, resolution, name, released_only=True):
     if not SEGMENT_NAME.fullmatch(name):
         abort(404, "Segment not found.")
-    return send_published(video_id, lambda renditions: f"{rendition_for(renditions, resolution)}/{name}",
-                          SEGMENT_TYPE, SEGMENT_MAX_AGE, released_only)  # fmt: skip
+
+    def send():
+        return send_published(video_id, lambda renditions: f"{rendition_for(renditions, resolution)}/{name}",
+                              SEGMENT_TYPE, SEGMENT_MAX_AGE, released_only)  # fmt: skip
+
+    try:
+        return send()
+    except NotFound:
+        if not in_time.wait_for_segment(video_id, int(name.split(".")[0])):
+            raise
+        return send()
 
 
 def audio_playlist(video_id, number, released_only=True):
