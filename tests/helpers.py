@@ -9,7 +9,9 @@ import av
 import m3u8
 
 from videoflix.extensions import db
-from videoflix.videos.models import Video
+from videoflix.pipeline import chunked, steps
+from videoflix.storage import keys
+from videoflix.videos.models import PartKind, Status, Video
 
 STAFF = "staff@example.com"
 PASSWORD = "correct-Horse-7-battery"
@@ -110,3 +112,24 @@ def job_in_background(app, run, video_id, under_way, timeout=60):
         assert time.monotonic() < deadline, "the job never got under way"
         time.sleep(0.02)
     return thread, outcome
+
+
+def started(app, clip):
+    """A video whose first pass has only started: playlists published, no part run yet."""
+    relative = f"{keys.SOURCES}/film.mp4"
+    path = Path(app.config["MEDIA_ROOT"]) / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(clip.read_bytes())
+    with app.app_context():
+        video = Video(title="Film", category="Drama", source_path=relative, job_id="f" * 32)
+        db.session.add(video)
+        db.session.commit()
+        assert steps.start(video.id, video.job_id) == Status.READY
+        return video.id
+
+
+def run_part(app, video_id, kind, number=0):
+    """One part of a started video's first pass, here and now."""
+    work = {PartKind.SOUND: chunked.make_sound, PartKind.CHUNK: chunked.make_chunk}[kind]
+    with app.app_context():
+        assert chunked.run_part(video_id, "f" * 32, kind, number, work) == chunked.DONE

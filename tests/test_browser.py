@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FFMPEG, PASSWORD, create_user, free_port, make_clip, require_or_skip, running_app
-from tests.helpers import add_subtitle, admin_login, import_video, only_video
+from tests.helpers import add_subtitle, admin_login, get_video, import_video, only_video, run_part, started
+from videoflix.videos.models import PartKind, Phase
 
 pytestmark = pytest.mark.browser
 
@@ -302,3 +303,22 @@ def test_admin_and_docs_pages_run_under_their_policy_and_load_nothing_from_anoth
     page.click("form.icon button[title='Delete Record'], .icon button[title='Delete record']")
     assert asked == ["Are you sure you want to delete this record?"]
     assert elsewhere == [] and refused == [] and errors == []
+
+
+def test_the_spa_player_starts_at_zero_while_the_film_is_still_encoding(live, browser_page, tmp_path):
+    """The SPA's setup (one resolution's playlist, withCredentials) on a film whose chunks are not
+    made yet: the playlist is complete VOD, so hls.js starts at 0, not at a live edge; each segment
+    is made when asked for (the test app runs a hurried chunk inside the request)."""
+    app, api, page_url = live
+    create_user(app)
+    video_id = started(app, make_clip(tmp_path / "film.mp4", 640, 360, 30))
+    run_part(app, video_id, PartKind.SOUND)
+    page = browser_page
+    page.goto(page_url)
+    page.evaluate(f"window.API = {api!r}")
+    assert page.evaluate(f"login('viewer@example.com', {PASSWORD!r})")["status"] == 200
+    page.evaluate(f"startPlayback(window.API + 'video/{video_id}/480p/index.m3u8')")
+    _wait_until_playing_past(page, 2)
+    assert page.evaluate("window.hls.levels[0].details.live") is False
+    assert page.evaluate("document.getElementById('player').played.start(0)") < 0.5
+    assert get_video(app, video_id).phase == Phase.ENCODING  # later chunks are still to be made

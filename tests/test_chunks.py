@@ -10,12 +10,10 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import make_clip
-from tests.helpers import get_video, import_video, only_video, starts_with_keyframe
+from tests.helpers import get_video, import_video, only_video, run_part, started, starts_with_keyframe
 from videoflix.extensions import db
 from videoflix.media import chunks, ladder
-from videoflix.pipeline import chunked, steps
-from videoflix.storage import keys
-from videoflix.videos.models import PartKind, PartState, Phase, Status, TranscodePart, Video
+from videoflix.videos.models import PartKind, PartState, Phase, Status, TranscodePart
 
 # --- planning (pure) ---
 
@@ -65,26 +63,6 @@ def film(tmp_path_factory):
     return make_clip(tmp_path_factory.mktemp("film") / "film.mp4", 320, 180, seconds=25, fps="30000/1001")
 
 
-def started(app, clip):
-    """A video whose first pass has only started: playlists published, no part run yet."""
-    relative = f"{keys.SOURCES}/film.mp4"
-    path = Path(app.config["MEDIA_ROOT"]) / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(clip.read_bytes())
-    with app.app_context():
-        video = Video(title="Film", category="Drama", source_path=relative, job_id="f" * 32)
-        db.session.add(video)
-        db.session.commit()
-        assert steps.start(video.id, video.job_id) == Status.READY
-        return video.id
-
-
-def run(app, video_id, kind, number=0):
-    work = {PartKind.SOUND: chunked.make_sound, PartKind.CHUNK: chunked.make_chunk}[kind]
-    with app.app_context():
-        assert chunked.run_part(video_id, "f" * 32, kind, number, work) == chunked.DONE
-
-
 def test_a_film_is_listed_and_its_playlists_are_complete_before_any_segment(app, client, auth, film):
     video_id = started(app, film)
     auth.signed_in()
@@ -104,7 +82,7 @@ def test_a_film_is_listed_and_its_playlists_are_complete_before_any_segment(app,
 
 def test_a_far_segment_asked_for_early_is_made_for_it(app, client, auth, film):
     video_id = started(app, film)
-    run(app, video_id, PartKind.SOUND)
+    run_part(app, video_id, PartKind.SOUND)
     auth.signed_in()
     response = client.get(f"/api/video/{video_id}/480p/003.ts")  # chunk 2 (segments 3-4): queued ahead, made
     assert response.status_code == 200 and response.mimetype == "video/MP2T"

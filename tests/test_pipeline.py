@@ -20,8 +20,8 @@ from tests.helpers import (
 from videoflix.extensions import db
 from videoflix.media.ffmpeg import FFmpegFailed, run_ffmpeg
 from videoflix.pipeline.cleanup import delete_video_media
-from videoflix.pipeline.tasks import transcode_in_process as transcode
 from videoflix.pipeline.tasks import enqueue_transcode, recover_at_startup, recover_stalled_jobs
+from videoflix.pipeline.tasks import transcode_in_process as transcode
 from videoflix.storage import keys
 from videoflix.videos.models import Phase, Status, Video
 

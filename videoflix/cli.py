@@ -57,6 +57,9 @@ def create_admin(email, password, superuser):
     click.echo(f"Created {'superuser' if superuser else 'staff user'} {email}.")
 
 
+QUEUE_MAX_IDLE_SECONDS = 0.5
+
+
 @click.command("worker")
 @click.option("--workers", type=int, default=None, help="Worker threads (default: WORKER_THREADS).")
 @with_appcontext
@@ -68,7 +71,10 @@ def worker(workers):
         click.echo(f"Re-queued interrupted jobs of videos {recovered}.")
     threads = workers or current_app.config["WORKER_THREADS"]
     click.echo(f"Worker started with {threads} threads.")
-    Consumer(huey, workers=threads, worker_type="thread", check_worker_health=True).run()
+    # An idle consumer looks at the queue at least every QUEUE_MAX_IDLE_SECONDS (Huey backs off to
+    # 10 s by default): a new upload's start waits no longer than that before it is playable.
+    Consumer(huey, workers=threads, worker_type="thread", check_worker_health=True,
+             max_delay=QUEUE_MAX_IDLE_SECONDS).run()  # fmt: skip
 
 
 def report_storage():

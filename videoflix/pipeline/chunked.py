@@ -137,6 +137,7 @@ class Part:
         self._lost = threading.Event()
         self._beat = threading.Thread(target=self._run, daemon=True)
         self.film = self.source = self.video = None
+        self.claimed = False
 
     def _row(self):
         return sa.and_(TranscodePart.video_id == self.video_id, TranscodePart.job_id == self.job_id,
@@ -159,6 +160,7 @@ class Part:
             self.video = self.owned_video()
         except Cancelled:
             return False
+        self.claimed = True
         self._beat.start()
         shutil.rmtree(self.workspace, ignore_errors=True)  # a dead worker's try of this part
         self.workspace.mkdir(parents=True)
@@ -210,10 +212,13 @@ class Part:
         db.session.commit()
 
     def close(self):
+        """Stop beating and remove the workspace, if this copy of the task claimed the part (a
+        copy that found it taken must not touch the workspace of the one running it)."""
         self._stopped.set()
         if self._beat.is_alive():
             self._beat.join()
-        shutil.rmtree(self.workspace, ignore_errors=True)
+        if self.claimed:
+            shutil.rmtree(self.workspace, ignore_errors=True)
 
     def ffmpeg(self):
         return ffmpeg_binary(current_app.config["FFMPEG_BINARY"])

@@ -14,7 +14,7 @@ from videoflix.extensions import db
 from videoflix.media import playlists, subtitles
 from videoflix.queue import task
 from videoflix.storage import media_store
-from videoflix.videos.models import Subtitle, Video
+from videoflix.videos.models import Phase, Subtitle, Video
 
 MASTER = "master.m3u8"
 log = logging.getLogger(__name__)
@@ -72,8 +72,8 @@ def stored_variants(video, scratch):
 def republish(video_id):
     """Put the video's current subtitle tracks into its published version, then its master playlist."""
     video = db.session.get(Video, video_id)
-    if video is None or not video.hls_path or not video.renditions:
-        return
+    if video is None or not video.hls_path or not video.renditions or video.phase == Phase.ENCODING:
+        return  # nothing published yet, or the finish of the chunks under way writes the tracks
     store, version, lowest = media_store(), video.hls_path, video.renditions[0]
     with tempfile.TemporaryDirectory(dir=store.work_root(), prefix="subtitles-") as scratch:
         scratch = Path(scratch)
