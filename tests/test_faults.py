@@ -3,6 +3,7 @@ Redis gone for a few seconds, and a full disk. Real processes and real servers; 
 `make fuzz` runs the kill test with FAULT_KILLS=10."""
 
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -12,13 +13,13 @@ import pytest
 import sqlalchemy as sa
 
 import config
-from tests.conftest import create_user, running_app, spa_client
+from tests.conftest import create_user, make_clip, running_app, spa_client
 from tests.helpers import PASSWORD, import_video
 from tests.servers import CuttableProxy, Worker
 from videoflix.extensions import db
 from videoflix.queue import huey
 from videoflix.storage import media_store
-from videoflix.videos.models import Phase, Status, Video
+from videoflix.videos.models import PartKind, PartState, Phase, Status, TranscodePart, Video
 
 KILLS = int(os.environ.get("FAULT_KILLS", "2"))
 HEARTBEAT_SECONDS = 0.5  # so that a dead worker's job is stale after 1.5 s
@@ -67,9 +68,16 @@ def wait_until(condition, timeout, what):
     raise AssertionError(f"not within {timeout} s: {what}")
 
 
-def mid_transcode(app):
-    """Videos whose chunks are being made (playable, encoding), with at least one chunk done."""
-    return [video for video in videos(app) if video.phase == Phase.ENCODING and video.progress >= 1]
+def running_chunks(app):
+    """(video id, chunk number) of every chunk a worker has claimed and not finished."""
+    with app.app_context():
+        return set(
+            db.session.execute(
+                sa.select(TranscodePart.video_id, TranscodePart.number).where(
+                    TranscodePart.kind == PartKind.CHUNK, TranscodePart.state == PartState.RUNNING
+                )
+            ).all()
+        )
 
 
 def all_ready(app):
@@ -94,32 +102,46 @@ def assert_published_whole(app):
 
 
 def test_a_worker_killed_mid_transcode_again_and_again_loses_nothing(queued_app, app_config, tmp_path, clips):
-    count = KILLS + 1  # a job lives through kills now (its parts are recovered): each kill takes a new one
+    count = max(KILLS, 2)
     for number in range(count):
         assert import_video(queued_app.test_cli_runner(), clips["long"], f"Film {number}").exit_code == 0
     # Slow enough that each kill finds a chunk under way.
     env = worker_env(queued_app, tmp_path, TRANSCODE_PRESET="veryslow")
     worker = Worker(env, tmp_path / "worker.log").start()
     try:
-        killed_jobs = set()
+        killed = set()
         for _kill in range(KILLS):
-            # A job under way that no earlier kill stopped (the rows of killed jobs still say processing).
+            # A chunk under way that no earlier kill stopped (the rows of killed chunks still say running).
             wait_until(
-                lambda: [v for v in mid_transcode(queued_app) if v.job_id not in killed_jobs],
-                120,
-                "a video in the middle of a live transcode",
+                lambda seen=killed: running_chunks(queued_app) - seen, 120, "a chunk in the middle of a live transcode"
             )
             worker.kill()  # SIGKILL of the worker and its ffmpeg: no cleanup runs
-            # Every job it had, read once it is dead (a job can start or report between two reads).
-            killed_jobs.update(v.job_id for v in videos(queued_app) if v.phase == Phase.ENCODING)
+            killed |= running_chunks(queued_app)  # read once it is dead: a chunk can start between two reads
             worker.start()
         wait_until(lambda: all_ready(queued_app), 300, f"{count} videos ready")
     finally:
         worker.stop()
     assert_published_whole(queued_app)
     with queued_app.app_context():
-        assert huey.pending_count() == 0  # no job left waiting in the queue
+        assert huey.pending() == [], [(task.name, task.args) for task in huey.pending()]  # no job left waiting
     assert (tmp_path / "worker.log").read_text().count("Worker started") == KILLS + 1
+
+
+def test_two_workers_share_one_film_s_chunks(queued_app, tmp_path):
+    """Any worker takes any part: two processes, one thread each, make one film together."""
+    film = make_clip(tmp_path / "film.mp4", 320, 180, seconds=60)  # ten segments: four chunks
+    assert import_video(queued_app.test_cli_runner(), film, "Shared").exit_code == 0
+    logs = [tmp_path / "one.log", tmp_path / "two.log"]
+    workers = [Worker(worker_env(queued_app, tmp_path, WORKER_THREADS="1"), log).start() for log in logs]
+    try:
+        wait_until(lambda: all_ready(queued_app), 180, "the film made")
+    finally:
+        for worker in workers:
+            worker.stop()
+    assert_published_whole(queued_app)
+    made = [re.findall(r"video \d+: chunk (\d+) made", log.read_text()) for log in logs]
+    assert all(made), made  # each worker made chunks of it
+    assert sorted(int(number) for numbers in made for number in numbers) == [0, 1, 2, 3]
 
 
 def proxied(url, proxy):
@@ -148,7 +170,7 @@ def outage_during_a_transcode(app_config, tmp_path, clips, setting, server_url):
             client = signed_in_client(app)
             assert import_video(app.test_cli_runner(), clips["long"], "During the outage").exit_code == 0
             with Worker(worker_env(app, tmp_path), tmp_path / "worker.log"):
-                wait_until(lambda: mid_transcode(app), 120, "the transcode under way")
+                wait_until(lambda: running_chunks(app), 120, "the transcode under way")
                 proxy.cut()
                 response = client.get("/api/video/continue/")
                 assert response.status_code == 503

@@ -14,14 +14,25 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import SPA_ORIGIN, bucket_keys, create_user, make_app, require_or_skip, running_app, spa_client
-from tests.helpers import PASSWORD, STAFF, add_subtitle, admin_login, admin_upload, csrf_token, import_video, only_video
+from tests.helpers import (
+    PASSWORD,
+    STAFF,
+    add_subtitle,
+    admin_login,
+    admin_upload,
+    csrf_token,
+    get_video,
+    import_video,
+    only_video,
+)
 from tests.servers import Nginx, free_port, nginx_binary, render_conf, wait_for
 from videoflix.extensions import db
-from videoflix.pipeline import cleanup
+from videoflix.media import chunks
+from videoflix.pipeline import chunked, cleanup, steps
 from videoflix.queue import huey
 from videoflix.storage import media_store
 from videoflix.storage.errors import StorageUnavailable
-from videoflix.videos.models import Status, Video
+from videoflix.videos.models import PartKind, Phase, Status, Video
 
 pytestmark = pytest.mark.s3
 
@@ -119,6 +130,25 @@ def test_an_imported_video_plays_from_the_bucket_and_leaves_nothing_on_disk(s3_a
     with s3_app.app_context():
         cleanup.delete_video_media(db.session.get(Video, video.id))
     assert bucket_keys(seaweed, bucket) == []
+
+
+def test_a_film_still_encoding_makes_a_far_segment_on_request_in_the_bucket(s3_app, seaweed, bucket, clips):
+    video_id, job_id = queued_video(s3_app, clips["long"])
+    with s3_app.app_context():
+        assert steps.start(video_id, job_id) == Status.READY
+        assert chunked.run_part(video_id, job_id, PartKind.SOUND, 0, chunked.make_sound) == chunked.DONE
+        version = db.session.get(Video, video_id).hls_path
+    assert f"{version}/480p/index.m3u8" in bucket_keys(seaweed, bucket)
+    assert f"{version}/480p/002.ts" not in bucket_keys(seaweed, bucket)
+    client = sign_in(s3_app)
+    segment = client.get(f"/api/video/{video_id}/480p/002.ts")  # the last chunk's: made for this request
+    stored = seaweed.client().get_object(Bucket=bucket["S3_BUCKET"], Key=f"{version}/480p/002.ts")
+    assert segment.status_code == 200 and segment.data == stored["Body"].read()
+    assert get_video(s3_app, video_id).phase == Phase.ENCODING  # chunk 0 still waits in the queue
+    assert client.get(f"/api/video/{video_id}/480p/000.ts").status_code == 200  # the last chunk: then the finish
+    assert get_video(s3_app, video_id).phase == Phase.FAST
+    assert f"{version}/{chunks.AUDIO_FOLDER}/000.ts" not in bucket_keys(seaweed, bucket)
+    assert scratch_files(s3_app.config["MEDIA_ROOT"]) == []  # the machine's copy of the source went too
 
 
 # --- web and worker on separate machines: nothing shared but the bucket and the database ---

@@ -202,7 +202,10 @@ class Part:
         return job_version(self.video_id, self.job_id)
 
     def done(self, **values):
-        db.session.execute(sa.update(TranscodePart).where(self._row()).values(state=PartState.DONE, **values))
+        db.session.execute(
+            sa.update(TranscodePart).where(self._row(), TranscodePart.state != PartState.DONE)
+            .values(state=PartState.DONE, **values)
+        )  # fmt: skip
         db.session.commit()
 
     def release(self):
@@ -234,7 +237,10 @@ def run_part(video_id, job_id, kind, number, work, retries_left=0):
     try:
         if not part.claim():
             return SKIPPED
+        started = time.monotonic()
         work(part)
+        part.done()  # for the work that records nothing more (the finish has removed every row)
+        log.info("video %s: %s %s made in %.1f s", video_id, kind, number, time.monotonic() - started)
         return DONE
     except (Cancelled, ObjectDeletedError):
         log.info("video %s %s %s stopped: the job no longer owns the video", video_id, kind, number)
@@ -262,8 +268,8 @@ def fail(video_id, job_id, message):
     other part of the job stops on its next beat)."""
     db.session.rollback()
     video = db.session.get(Video, video_id, populate_existing=True)
-    if video is None or video.job_id != job_id:
-        return
+    if video is None or video.job_id != job_id or video.phase != Phase.ENCODING:
+        return  # gone, re-queued, or finished meanwhile (a late copy of a part failed: nothing to undo)
     version = job_version(video_id, job_id)
     video.status, video.error, video.phase = Status.FAILED, message, None
     if video.hls_path == version:
@@ -458,8 +464,10 @@ def finish(part):
     db.session.execute(sa.delete(TranscodePart).where(TranscodePart.video_id == part.video_id))
     db.session.commit()
     cleanup.retire(prefixes=[old_version])
-    for leftover in part.workspace.parent.parent.glob(f"source-{part.job_id}*"):  # this machine's copy
+    # This machine's copy of the source, and what parts killed between their end and their cleanup left.
+    for leftover in part.workspace.parent.parent.glob(f"source-{part.job_id}*"):
         leftover.unlink(missing_ok=True)
+    shutil.rmtree(part.workspace.parent, ignore_errors=True)
 
 
 def make_storyboard(part, out):

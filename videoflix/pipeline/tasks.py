@@ -122,14 +122,17 @@ def enqueue_transcode(video):
 
 def queued_jobs(task=transcode_video):
     """(video_id, job_id) of every job of `task` waiting in the queue."""
-    return {
-        tuple(pending.args[:2]) for pending in huey.pending() if pending.name == task.name and len(pending.args) >= 2
-    }
+    return {tuple(pending.args[:2]) for pending in huey.pending() if is_task(pending, task) and len(pending.args) >= 2}
+
+
+def is_task(pending, task):
+    """Whether a queued Task is one of `task` (a TaskWrapper, whose own `name` is None)."""
+    return pending.name == task.task_class.__name__
 
 
 def queued_parts():
     """(video_id, job_id, kind, number) of every part task waiting in the queue."""
-    kinds = {task.name: kind for kind, task in PART_TASK_FUNCTIONS.items()}
+    kinds = {task.task_class.__name__: kind for kind, task in PART_TASK_FUNCTIONS.items()}
     found = set()
     for pending in huey.pending():
         if pending.name in kinds and len(pending.args) >= 2:
