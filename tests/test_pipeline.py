@@ -330,6 +330,22 @@ def test_a_file_ffmpeg_cannot_process_fails_once_with_what_to_do_and_ffmpeg_s_la
     )
 
 
+def test_an_ffmpeg_that_reports_progress_is_judged_by_it_not_by_the_clock(tmp_path):
+    """Progressing past the timeout is fine; no progress for stall_seconds is not."""
+    script = tmp_path / "ffmpeg"
+    script.write_text(
+        "#!/bin/sh\nfor t in 1 2 3 4 5 6; do echo out_time_us=${t}000000; sleep 0.5; done\n"
+        "echo out_time_us=6000000\nexec sleep 30\n"
+    )
+    script.chmod(0o755)
+    seen = []
+    started = time.monotonic()
+    with pytest.raises(FFmpegFailed, match="no progress for 1 s"):
+        run_ffmpeg([str(script), "-progress", "pipe:1"], timeout=1, on_progress=seen.append, stall_seconds=1)
+    assert seen[:6] == [1, 2, 3, 4, 5, 6]  # ran three times its timeout while it progressed
+    assert 3 < time.monotonic() - started < 10
+
+
 def test_ffmpeg_is_stopped_at_its_timeout(app, tmp_path):
     sleeper = tmp_path / "ffmpeg"
     sleeper.write_text("#!/bin/sh\nexec sleep 30\n")

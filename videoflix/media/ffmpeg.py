@@ -4,6 +4,7 @@ a child that dies with its parent (a killed worker leaves no ffmpeg behind)."""
 import os
 import subprocess
 import threading
+import time
 from collections import deque
 
 import imageio_ffmpeg
@@ -54,39 +55,62 @@ def ffmpeg_binary(configured=None):
     return configured or imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def run_ffmpeg(command, timeout, on_progress=None, stderr_path=None):
+# An ffmpeg that reports its progress (`-progress pipe:1`) is judged by it, not by the clock: on a
+# loaded machine a wall-clock limit killed encodes that were progressing (DESIGN.md). It is stuck
+# when its output time has not advanced for this long.
+STALL_SECONDS = 120.0
+
+
+def run_ffmpeg(command, timeout, on_progress=None, stderr_path=None, stall_seconds=STALL_SECONDS):
     """Run ffmpeg, calling on_progress(seconds_encoded) for each `-progress` report. Whatever
-    on_progress raises stops ffmpeg and propagates. Raises FFmpegFailed on a non-zero exit or a
-    timeout."""
+    on_progress raises stops ffmpeg and propagates. Raises FFmpegFailed on a non-zero exit, on
+    `stall_seconds` without progress (a command that reports it) or past `timeout` seconds (one
+    that does not)."""
     stderr_path = stderr_path or os.devnull
     with open(stderr_path, "wb") as stderr:
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
         )
-    timed_out = threading.Event()
+    reports_progress = "-progress" in command
+    started = time.monotonic()
+    last_advance = [started, -1]  # when the output time last grew, and to what
+    stopped = threading.Event()
+    why = []
 
-    def kill_on_timeout():
-        timed_out.set()
-        process.kill()
+    def watch():
+        while not stopped.wait(min(1.0, stall_seconds / 4, timeout / 4)):
+            now = time.monotonic()
+            if reports_progress and now - last_advance[0] > stall_seconds:
+                why.append(f"ffmpeg made no progress for {stall_seconds:.0f} s.")
+            elif not reports_progress and now - started > timeout:
+                why.append(f"ffmpeg timed out after {timeout:.0f} s.")
+            else:
+                continue
+            process.kill()
+            return
 
-    timer = threading.Timer(timeout, kill_on_timeout)
-    timer.start()
+    watchdog = threading.Thread(target=watch, daemon=True)
+    watchdog.start()
     try:
         for raw in process.stdout:
             key, _, value = raw.decode(errors="replace").strip().partition("=")
-            if key == "out_time_us" and value.isdigit() and on_progress is not None:
-                on_progress(int(value) / 1e6)
+            if key == "out_time_us" and value.isdigit():
+                if int(value) > last_advance[1]:
+                    last_advance[:] = [time.monotonic(), int(value)]
+                if on_progress is not None:
+                    on_progress(int(value) / 1e6)
         process.wait()
     finally:
-        timer.cancel()
+        stopped.set()
+        watchdog.join()
         if process.poll() is None:
             process.kill()
             process.wait()
         process.stdout.close()
     if process.returncode != 0:
         tail = _tail(stderr_path)
-        if timed_out.is_set():
-            raise FFmpegFailed(f"ffmpeg timed out after {timeout:.0f} s.", tail)
+        if why:
+            raise FFmpegFailed(why[0], tail)
         if process.returncode < 0 or any(marker in tail for marker in TRANSIENT_ERRORS):
             raise FFmpegFailed(f"ffmpeg exited with status {process.returncode}.", tail)
         raise FFmpegFailed(DETERMINISTIC.format(code=process.returncode), tail, transient=False)
