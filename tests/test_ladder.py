@@ -60,10 +60,15 @@ def test_one_command_encodes_every_rung_with_aligned_keyframes():
     command = build_hls_command("ffmpeg", "in.mp4", "/out", source, rungs)
     assert command.count("-i") == 1
     graph = _option_values(command, "-filter_complex")[0]
-    assert graph.startswith(f"[0:v]fps=30/1,format=yuv420p,{conform.TAGGED_BT709},scale=1920:1080")
+    held = "tpad=stop_mode=clone:stop_duration=6"  # to the planned end; -t cuts what is past it
+    assert graph.startswith(f"[0:v]fps=30/1,format=yuv420p,{conform.TAGGED_BT709},{held},scale=1920:1080")
+    assert _option_values(command, "-t") == [f"{source.duration:.6f}"]
     assert "scale=1280:720" in graph and "scale=854:480" in graph
     assert _option_values(command, "-map") == ["[v0]", "0:a:0", "[v1]", "0:a:0", "[v2]", "0:a:0"]
-    assert _option_values(command, "-g") == ["60"] and _option_values(command, "-keyint_min") == ["60"]
+    # A keyframe at the first frame of every 2 s of time (x264's own interval is only a backstop)
+    assert _option_values(command, "-force_key_frames") == ["expr:gte(t,n_forced*2)"]
+    assert _option_values(command, "-g") == ["120"]
+    assert _option_values(command, "-output_ts_offset") == ["10.000000"]
     assert _option_values(command, "-sc_threshold") == ["0"]
     assert _option_values(command, "-hls_time") == ["6"]
     assert _option_values(command, "-hls_playlist_type") == ["vod"]

@@ -173,7 +173,8 @@ def test_the_efficient_ladder_caps_peaks_at_twice_the_reference_rates_with_one_g
     rungs = build_ladder(source, EFFICIENT_RUNGS)
     command = build_hls_command("ffmpeg", "in.mp4", "/out", source, rungs, gop_seconds=EFFICIENT_GOP_SECONDS)
     values = {part: command[i + 1] for i, part in enumerate(command[:-1])}
-    assert values["-g"] == values["-keyint_min"] == "180"  # 6 s at 30 fps, one per segment
+    assert values["-force_key_frames"] == "expr:gte(t,n_forced*6)"  # one per segment
+    assert values["-g"] == "360"  # x264's own interval only a backstop past the forced ones
     assert values["-hls_time"] == "6" and values["-sc_threshold"] == "0"
     for index, rung in enumerate(rungs):
         assert values[f"-preset:v:{index}"] == "slower"

@@ -145,7 +145,9 @@ def build_hls_command(ffmpeg, source, out_dir, probe, rungs, preset=None, cascad
     command = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
     if chunk is not None:
         command += ["-ss", f"{chunk.start:.6f}"]
-    graph = _filter_graph(probe, rungs, cascade, hold_end=chunk is not None and chunk.last)
+    # Every ladder fills the planned grid to the end (media/chunks.py): the last frame is held to
+    # the duration, so the fast and efficient ladders' last segments are equal.
+    graph = _filter_graph(probe, rungs, cascade, hold_end=chunk is None or chunk.last)
     command += [*source_input(source), "-filter_complex", graph]
     with_audio = probe.has_audio and chunk is None
     stream_map = []
@@ -181,6 +183,8 @@ def build_hls_command(ffmpeg, source, out_dir, probe, rungs, preset=None, cascad
         command += ["-c:a", "aac", "-ac", "2", "-ar", "48000"]
     if chunk is not None:
         command += ["-t", f"{chunk.seconds:.6f}", "-start_number", str(chunk.first_segment)]
+    else:
+        command += ["-t", f"{probe.duration:.6f}"]
     command += ["-output_ts_offset", f"{TS_OFFSET + (chunk.start if chunk else 0):.6f}"]
     command += [
         "-f", "hls",

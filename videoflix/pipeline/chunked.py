@@ -74,12 +74,27 @@ def shared_source(video_id, job_id, key):
     folder = store.work_root() / str(video_id)
     folder.mkdir(parents=True, exist_ok=True)
     cached = folder / f"source-{job_id}{Path(key).suffix}"
-    with open(folder / f"source-{job_id}.lock", "w") as lock:
+    lock_path = folder / f"source-{job_id}.lock"
+    with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not cached.exists():
-            with store.local_file(key, folder=folder) as download:
-                os.replace(download, cached)
+            try:
+                with store.local_file(key, folder=folder) as download:
+                    os.replace(download, cached)
+            except BaseException:
+                lock_path.unlink(missing_ok=True)  # the next try makes another; nothing of this one stays
+                raise
     return cached
+
+
+def forget_machine_copies(video_id, job_id):
+    """Remove this machine's scratch of the job: the source's copy, its lock, parts' leftovers."""
+    folder = media_store().work_root() / str(video_id)
+    for leftover in folder.glob(f"source-{job_id}*"):
+        leftover.unlink(missing_ok=True)
+    shutil.rmtree(folder / job_id, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        folder.rmdir()
 
 
 def job_version(video_id, job_id):
@@ -116,13 +131,18 @@ def publish_playlists(t, film):
         (out / rung.name).mkdir(parents=True)
         (out / rung.name / "index.m3u8").write_text(chunks.media_playlist(film.durations))
     audio = playlists.audio_renditions(film.info)
-    for rendition in audio:
-        (out / rendition.folder).mkdir(parents=True)
-        (out / rendition.folder / "index.m3u8").write_text(chunks.media_playlist(film.durations))
+    for folder in alternative_audio_folders(film.info):
+        (out / folder).mkdir(parents=True)
+        (out / folder / "index.m3u8").write_text(chunks.media_playlist(film.durations))
     variants = playlists.planned_variants(film.rungs, film.info)
     (out / playlists.VARIANTS_FILE).write_text(playlists.variants_json(variants, audio))
     (out / "master.m3u8").write_text(playlists.master_playlist(variants, (), audio))
     return out
+
+
+def alternative_audio_folders(info):
+    """The folders of the source's further audio tracks (the first is joined into every rendition)."""
+    return [ladder.alternative_audio_folder(r.number) for r in playlists.audio_renditions(info) if r.number]
 
 
 class Part:
@@ -277,6 +297,7 @@ def fail(video_id, job_id, message):
     db.session.execute(sa.delete(TranscodePart).where(TranscodePart.video_id == video_id))
     db.session.commit()
     media_store().delete_prefix(version)
+    forget_machine_copies(video_id, job_id)
 
 
 # --- the sound ---
@@ -294,7 +315,7 @@ def stored_segments(folder, store, prefix, already, finished):
 
 def make_sound(part):
     out, store, version = part.workspace / "sound", media_store(), part.version()
-    folders = [chunks.AUDIO_FOLDER] + [rendition.folder for rendition in playlists.audio_renditions(part.film.info)]
+    folders = [chunks.AUDIO_FOLDER, *alternative_audio_folders(part.film.info)]
     stored = dict.fromkeys(folders, 0)
 
     def store_finished(finished=False):
@@ -464,10 +485,7 @@ def finish(part):
     db.session.execute(sa.delete(TranscodePart).where(TranscodePart.video_id == part.video_id))
     db.session.commit()
     cleanup.retire(prefixes=[old_version])
-    # This machine's copy of the source, and what parts killed between their end and their cleanup left.
-    for leftover in part.workspace.parent.parent.glob(f"source-{part.job_id}*"):
-        leftover.unlink(missing_ok=True)
-    shutil.rmtree(part.workspace.parent, ignore_errors=True)
+    forget_machine_copies(part.video_id, part.job_id)  # and what parts killed after their end left
 
 
 def make_storyboard(part, out):
