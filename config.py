@@ -88,6 +88,9 @@ class Config:
     # A segment asked for before its chunk is made (a seek ahead while a film encodes) is waited
     # for this long, then answered 503 with Retry-After; at most SEGMENT_WAITERS requests of a
     # process wait at once, so waiting viewers never hold every web thread.
+    # Prometheus metrics of `flask serve` and `flask worker` on this port (off when unset): keep it
+    # off the public network (docker-compose.yml: the internal network, scraped by its prometheus).
+    METRICS_PORT = int(_env("METRICS_PORT", "0")) or None
     SEGMENT_WAIT_SECONDS = float(_env("SEGMENT_WAIT_SECONDS", "20"))
     SEGMENT_WAITERS = int(_env("SEGMENT_WAITERS", str(max(1, int(_env("WEB_THREADS", "8")) // 2))))
 

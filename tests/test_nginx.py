@@ -119,3 +119,22 @@ def test_media_goes_out_through_nginx_after_the_app_authorised_it(behind_nginx, 
     assert f"{base}/media/thumbnails/" in listing  # external URLs name the proxy, not the app server
     status, headers, poster = fetch(anonymous, f"{base}/media/thumbnails/{Path(video.poster_path).name}")
     assert status == 200 and poster[:3] == b"\xff\xd8\xff"
+
+
+def test_metrics_are_on_their_own_port_and_never_through_nginx(behind_nginx):
+    from videoflix import metrics
+
+    _app, base = behind_nginx
+    port = free_port()
+    server = metrics.serve(port)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as direct:
+            assert "videoflix_http_requests_total" in direct.read().decode()
+        for path in ("/metrics", "/api/metrics", "/api/metrics/"):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"{base}{path}", timeout=5)
+            assert refused.value.code == 404
+            assert "videoflix_" not in refused.value.read().decode()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -6,7 +6,7 @@ from pathlib import Path
 from flask import Flask
 
 import config
-from videoflix import errors, queue, security_headers, storage, urls
+from videoflix import errors, metrics, queue, security_headers, storage, urls
 from videoflix.extensions import cache, cors, db, jwt, limiter, mail, migrate
 from videoflix.sessions import SessionInterface
 from videoflix.storage.uploads import UploadRequest
@@ -27,6 +27,7 @@ def create_app(test_config=None):
     register_extensions(app)
     urls.init_app(app)
     security_headers.init_app(app)
+    metrics.init_app(app)
     register_blueprints(app)
     errors.init_app(app)
     register_commands(app)

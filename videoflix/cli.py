@@ -1,6 +1,7 @@
 """Operator commands: `flask create-admin`, `flask worker`, `flask serve`, `flask videos ...`,
 `flask media ...`."""
 
+import os
 import signal
 import socket
 import subprocess
@@ -16,9 +17,11 @@ from flask.cli import with_appcontext
 from huey.consumer import Consumer
 from waitress import serve as waitress_serve
 
+from videoflix import metrics
 from videoflix.auth.models import User, normalize_email
 from videoflix.auth.passwords import password_problems
 from videoflix.extensions import db
+from videoflix.live_state import LiveState
 from videoflix.media.probe import VIDEO_EXTENSIONS, NotAVideo, probe
 from videoflix.pipeline.cleanup import sweep
 from videoflix.pipeline.tasks import enqueue_transcode, recover_at_startup
@@ -66,6 +69,8 @@ QUEUE_MAX_IDLE_SECONDS = 0.5
 def worker(workers):
     """Run the Huey consumer that transcodes videos and sends mail."""
     report_storage()
+    if current_app.config["METRICS_PORT"]:
+        metrics.serve(current_app.config["METRICS_PORT"])
     recovered = recover_at_startup()
     if recovered:
         click.echo(f"Re-queued interrupted jobs of videos {recovered}.")
@@ -114,11 +119,15 @@ def serve(host, port, threads, worker):
     if not port_is_free(host, port):
         fail(f"port {port} on {host} is taken (another Videoflix?): stop it, or run make run PORT={port + 1}")
     report_storage()
+    metrics_port = current_app.config["METRICS_PORT"]
+    if metrics_port:
+        metrics.serve(metrics_port, [LiveState(current_app._get_current_object())])
     worker_process = None
     if worker:
+        # The worker beside it exports its metrics on the next port.
+        env = {**os.environ, "METRICS_PORT": str(metrics_port + 1)} if metrics_port else None
         worker_process = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
-            preexec_fn=die_with_parent,
+            [sys.executable, "-m", "flask", "--app", "wsgi", "worker"], preexec_fn=die_with_parent, env=env
         )
     # Explicit, since a shell that starts us in the background leaves SIGINT ignored.
     for stop_signal in (signal.SIGINT, signal.SIGTERM):

@@ -25,6 +25,7 @@ def upgrade():
         sa.Column("segment_count", sa.Integer(), nullable=False),
         sa.Column("state", sa.String(length=8), nullable=False),
         sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("queued_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("hurried", sa.Boolean(), nullable=False),
         sa.Column("segments_done", sa.Integer(), nullable=False),
         sa.Column("made", sa.JSON(), nullable=True),

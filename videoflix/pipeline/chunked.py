@@ -32,7 +32,8 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm.exc import ObjectDeletedError
 
-from videoflix.extensions import db
+from videoflix import metrics
+from videoflix.extensions import as_utc, db
 from videoflix.media import chunks, conform, ladder, playlists, storyboard
 from videoflix.media.ffmpeg import FFmpegFailed, ffmpeg_binary, run_ffmpeg, source_input
 from videoflix.media.probe import NotAVideo, probe
@@ -110,7 +111,7 @@ def parts_of(video_id, job_id, kind=None):
     return db.session.scalars(query.order_by(TranscodePart.kind, TranscodePart.number)).all()
 
 
-def plan_parts(video, film):
+def plan_parts(video, film, queued_at=None):
     """The part rows of a new job (added to the session; the start commits them with the publish),
     and the rows of any job before it removed."""
     db.session.execute(sa.delete(TranscodePart).where(TranscodePart.video_id == video.id))
@@ -120,6 +121,8 @@ def plan_parts(video, film):
     rows.append(TranscodePart(video_id=video.id, job_id=video.job_id, kind=PartKind.POSTER, number=0))
     if film.info.has_audio:
         rows.append(TranscodePart(video_id=video.id, job_id=video.job_id, kind=PartKind.SOUND, number=0))
+    for row in rows:
+        row.queued_at = queued_at or datetime.now(UTC)
     db.session.add_all(rows)
 
 
@@ -246,6 +249,12 @@ class Part:
     def ffmpeg(self):
         return ffmpeg_binary(current_app.config["FFMPEG_BINARY"])
 
+    def film_seconds(self):
+        """Seconds of film this part encoded (its encode speed's numerator), None for the others."""
+        if self.kind == PartKind.CHUNK:
+            return self.film.chunks[self.number].seconds
+        return self.film.info.duration if self.kind == PartKind.SOUND else None
+
     def timeout(self, seconds):
         return max(120.0, seconds * current_app.config["TRANSCODE_TIMEOUT_FACTOR"])
 
@@ -254,19 +263,24 @@ def run_part(video_id, job_id, kind, number, work, retries_left=0):
     """Claim the part and run `work(part)`. Returns DONE, SKIPPED (taken, finished or not this
     job's), CANCELLED or FAILED; raises to ask Huey for a retry of a transient failure."""
     part = Part(video_id, job_id, kind, number)
+    started = time.monotonic()
     try:
         if not part.claim():
+            metrics.part_ended(kind, SKIPPED)
             return SKIPPED
-        started = time.monotonic()
         work(part)
         part.done()  # for the work that records nothing more (the finish has removed every row)
-        log.info("video %s: %s %s made in %.1f s", video_id, kind, number, time.monotonic() - started)
+        seconds = time.monotonic() - started
+        log.info("video %s: %s %s made in %.1f s", video_id, kind, number, seconds)
+        metrics.part_ended(kind, DONE, seconds, part.film_seconds())
         return DONE
     except (Cancelled, ObjectDeletedError):
         log.info("video %s %s %s stopped: the job no longer owns the video", video_id, kind, number)
+        metrics.part_ended(kind, CANCELLED)
         return CANCELLED
     except NotAVideo as error:
         fail(video_id, job_id, str(error))
+        metrics.part_ended(kind, FAILED)
         return FAILED
     except (FFmpegFailed, OSError) as error:
         db.session.rollback()
@@ -276,8 +290,10 @@ def run_part(video_id, job_id, kind, number, work, retries_left=0):
         if retries_left > 0 and getattr(error, "transient", True):
             log.warning("video %s %s %s failed, will retry: %s", video_id, kind, number, message)
             part.release()
+            metrics.part_ended(kind, "retried")
             raise
         fail(video_id, job_id, message)
+        metrics.part_ended(kind, FAILED)
         return FAILED
     finally:
         part.close()
@@ -385,6 +401,10 @@ def make_chunk(part):
             store.put_file(f"{part.version()}/{rung.name}/{segment.uri}", final)
             made[rung.name].append([segment.duration, final.stat().st_size])
     part.done(made=made)
+    if chunk.number == 0:  # the film's start is there to play
+        queued_at = db.session.scalar(sa.select(TranscodePart.queued_at).where(part._row()))
+        if queued_at is not None:
+            metrics.playable_after((datetime.now(UTC) - as_utc(queued_at)).total_seconds())
 
 
 def join_sound(part, folder, number, audio_count, last_segment):

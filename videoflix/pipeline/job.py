@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm.exc import ObjectDeletedError
 
+from videoflix import metrics
 from videoflix.extensions import db
 from videoflix.media.ffmpeg import FFmpegFailed
 from videoflix.media.probe import NotAVideo
@@ -90,6 +91,8 @@ class Job:
         self.resources = contextlib.ExitStack()  # what the steps opened (local copies of sources)
         self.heartbeat = Heartbeat(video_id, job_id)
         self._last_report = 0.0
+        self.queued_at = None  # when a first transcode was queued (its heartbeat until it starts)
+        self.film_seconds = None  # once probed: what an encode speed is measured against
 
     def still_owned(self):
         """True while the video exists and this job is still the one it waits for."""
@@ -106,6 +109,8 @@ class Job:
     def start(self):
         """Mark the video processing (or optimising) and give this attempt an empty workspace."""
         video = self.video()
+        if video.status == Status.PENDING and video.heartbeat_at is not None:
+            self.queued_at = video.heartbeat_at
         if self.optimising:
             video.phase = Phase.OPTIMISING
         else:
@@ -160,8 +165,10 @@ def attempt(video_id, job_id, work, retries_left=0, optimising=False):
     """Run `work(job, video)` once for the job. Returns the final status; raises to ask for a
     retry of a transient failure while retries are left."""
     job = Job(video_id, job_id, optimising)
+    kind, started = ("optimise" if optimising else "start"), time.monotonic()
     try:
         work(job, job.start())
+        metrics.part_ended(kind, "done", time.monotonic() - started, job.film_seconds)
         return Status.READY
     except (Cancelled, ObjectDeletedError):  # the row went while a step read it: a delete, too
         log.info("transcode of video %s (job %s) stopped: video deleted or re-queued", video_id, job_id)

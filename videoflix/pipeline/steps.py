@@ -76,6 +76,7 @@ def probe_source(t):
     local_copy = media_store().local_file(t.video.source_path, folder=t.job.workspace)
     t.source = t.job.resources.enter_context(local_copy)
     t.info = probe(t.source)
+    t.job.film_seconds = t.info.duration
 
 
 def plan(t):
@@ -233,7 +234,7 @@ def publish_playable(t):
     video.duration, video.width, video.height = t.info.duration, t.info.width, t.info.height
     video.fps, video.has_audio = t.info.fps, t.info.has_audio
     video.status, video.phase, video.progress, video.error = Status.READY, Phase.ENCODING, 0, None
-    chunked.plan_parts(video, film)
+    chunked.plan_parts(video, film, t.job.queued_at)
     db.session.commit()
 
 

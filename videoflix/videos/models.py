@@ -112,6 +112,7 @@ class TranscodePart(db.Model):
     segment_count: Mapped[int] = mapped_column(default=0)
     state: Mapped[str] = mapped_column(sa.String(8), default=PartState.QUEUED)
     heartbeat_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    queued_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))  # the job's, for time to playable
     hurried: Mapped[bool] = mapped_column(default=False)  # queued again ahead of the rest for a viewer
     segments_done: Mapped[int] = mapped_column(default=0)  # the sound: segments stored so far
     made: Mapped[dict | None] = mapped_column(sa.JSON)  # a chunk: {rung: [[seconds, bytes], ...]}
