@@ -107,15 +107,20 @@ def test_migrations_match_the_models(app):
 def test_compose_file_runs_the_documented_services():
     compose = yaml.safe_load((config.BASE_DIR / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) >= {"web", "worker", "db", "redis", "nginx", "seaweedfs"}
+    assert set(services) >= {"migrate", "web", "worker", "db", "redis", "nginx", "seaweedfs", "prometheus"}
     assert "flask --app wsgi serve --no-worker" in " ".join(services["web"]["command"])
+    # Migrations once per deploy: web and workers wait for the one-shot service to succeed.
+    assert "db upgrade" in " ".join(services["migrate"]["command"]) and services["migrate"]["restart"] == "no"
+    for name in ("web", "worker"):
+        assert services[name]["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
+        assert "db upgrade" not in " ".join(services[name]["command"])
     web_env = services["web"]["environment"]  # client addresses only from nginx, at its fixed address
     assert web_env["PROXY_COUNT"] == "1"
     assert web_env["TRUSTED_PROXY"] == services["nginx"]["networks"]["default"]["ipv4_address"]
     assert ipaddress.ip_address(web_env["TRUSTED_PROXY"]) in ipaddress.ip_network(
         compose["networks"]["default"]["ipam"]["config"][0]["subnet"]
     )
-    assert "media create-bucket" in " ".join(services["web"]["command"])
+    assert "media create-bucket" in " ".join(services["migrate"]["command"])
     assert services["worker"]["command"][-1] == "worker"
     for name in ("web", "worker"):
         env = services[name]["environment"]
@@ -123,7 +128,10 @@ def test_compose_file_runs_the_documented_services():
         assert env["REDIS_URL"].startswith("redis://")
         assert env["S3_BUCKET"] and env["S3_ENDPOINT_URL"] == "http://seaweedfs:8333"
         assert env["MEDIA_ACCEL_REDIRECT"] == "/protected-s3"
-        assert "volumes" not in services[name]  # nothing shared between web and worker but the bucket
+        assert env["METRICS_PORT"] == "9100" and "healthcheck" in services[name]
+    # Unfinished uploads survive a recreated web container; nothing is shared with the workers.
+    assert services["web"]["volumes"] == ["scratch:/data/scratch"] and "volumes" not in services["worker"]
+    assert "9100/metrics" in " ".join(services["worker"]["healthcheck"]["test"])
     nginx_env = services["nginx"]["environment"]
     template_needs = set(re.findall(r"\$\{(\w+)\}", (config.BASE_DIR / "deploy/nginx.conf.template").read_text()))
     assert template_needs <= set(nginx_env)
@@ -131,6 +139,39 @@ def test_compose_file_runs_the_documented_services():
     assert "-s3" in services["seaweedfs"]["command"]
     for name in ("db", "redis", "web", "seaweedfs"):
         assert "healthcheck" in services[name]
+    # Prometheus is reachable from this machine only, and scrapes every web and worker replica.
+    assert services["prometheus"]["ports"] == ["127.0.0.1:9090:9090"]
+    scraped = yaml.safe_load((config.BASE_DIR / "deploy/prometheus.yml").read_text())
+    targets = {job["job_name"]: job["dns_sd_configs"][0] for job in scraped["scrape_configs"]}
+    assert targets == {name: {"names": [name], "type": "A", "port": 9100} for name in ("web", "worker")}
+
+
+def test_compose_sets_no_secret_and_only_variables_the_app_reads():
+    text = (config.BASE_DIR / "docker-compose.yml").read_text()
+    compose = yaml.safe_load(text)
+    app_env = compose["services"]["web"]["environment"]
+    read_by_config = set(re.findall(r'_(?:env|flag|list)\("(\w+)"', (config.BASE_DIR / "config.py").read_text()))
+    assert set(app_env) - read_by_config == set()
+    # Every secret from the environment, required (`:?`), never a value written in the file.
+    for secret in ("SECRET_KEY", "S3_SECRET_ACCESS_KEY", "POSTGRES_PASSWORD"):
+        assert f"${{{secret}:?set {secret}}}" in text
+    assert (
+        compose["services"]["db"]["environment"]["POSTGRES_PASSWORD"] == "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD}"
+    )
+    assert "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD}@db:5432" in app_env["DATABASE_URL"]
+
+
+def test_every_command_the_compose_file_runs_exists(runner):
+    compose = yaml.safe_load((config.BASE_DIR / "docker-compose.yml").read_text())
+    commands = {name: " ".join(service["command"]) for name, service in compose["services"].items()
+                if name in ("migrate", "web", "worker")}  # fmt: skip
+    for line in commands.values():
+        for step in line.replace("sh -c ", "").split("&&"):
+            words = step.split()
+            assert words[:3] == ["flask", "--app", "wsgi"], step
+            subcommand = [word for word in words[3:] if not word.startswith("-")][:2]
+            result = runner.invoke(args=[*subcommand, "--help"])
+            assert result.exit_code == 0, (step, result.output)
 
 
 def test_dockerfile_runs_waitress_as_a_non_root_user():
