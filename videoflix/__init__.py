@@ -1,12 +1,11 @@
 """Videoflix: the application factory."""
 
-import logging
 from pathlib import Path
 
 from flask import Flask
 
 import config
-from videoflix import errors, metrics, queue, security_headers, storage, urls
+from videoflix import errors, logs, metrics, queue, security_headers, storage, urls
 from videoflix.extensions import cache, cors, db, jwt, limiter, mail, migrate
 from videoflix.sessions import SessionInterface
 from videoflix.storage.uploads import UploadRequest
@@ -28,6 +27,7 @@ def create_app(test_config=None):
     urls.init_app(app)
     security_headers.init_app(app)
     metrics.init_app(app)
+    logs.init_app(app)
     register_blueprints(app)
     errors.init_app(app)
     register_commands(app)
@@ -40,7 +40,7 @@ def prepare_instance(app):
     for directory in (app.config["OUTBOX_DIR"], Path(app.config["HUEY_SQLITE_PATH"]).parent):
         Path(directory).mkdir(parents=True, exist_ok=True)
     if not app.debug:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logs.configure(app.config["LOG_FORMAT"])
 
 
 def refuse_unsafe_production(app):

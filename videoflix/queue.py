@@ -6,6 +6,8 @@ import functools
 from huey import MemoryHuey
 from huey.storage import MemoryStorage, PriorityRedisStorage, SqliteStorage
 
+from videoflix.logs import REQUEST_ID
+
 huey = MemoryHuey("videoflix", immediate=True)
 _app = None
 
@@ -29,16 +31,40 @@ def init_app(app):
 
 def _in_app_context(fn):
     @functools.wraps(fn)
-    def run_in_app_context(*args, **kwargs):
-        with _app.app_context():
-            return fn(*args, **kwargs)
+    def run_in_app_context(*args, request_id=None, **kwargs):
+        token = REQUEST_ID.set(request_id)  # the request that queued it, on every line it logs
+        try:
+            with _app.app_context():
+                return fn(*args, **kwargs)
+        finally:
+            REQUEST_ID.reset(token)
 
     return run_in_app_context
 
 
+_OURS = set()  # the task names our decorators made: they take the request id
+_enqueue = huey.enqueue
+
+
+def _enqueue_with_request_id(queued):
+    """Every task queued while a request (or a task of one) runs carries that request's id."""
+    request_id = REQUEST_ID.get()
+    if request_id and queued.name in _OURS and queued.kwargs is not None:
+        queued.kwargs.setdefault("request_id", request_id)
+    return _enqueue(queued)
+
+
+huey.enqueue = _enqueue_with_request_id
+
+
 def task(**options):
     """`huey.task` whose function runs inside the application context of the configured app."""
-    return lambda fn: huey.task(**options)(_in_app_context(fn))
+
+    def decorate(fn):
+        _OURS.add(fn.__name__)
+        return huey.task(**options)(_in_app_context(fn))
+
+    return decorate
 
 
 def periodic_task(validate_datetime, **options):

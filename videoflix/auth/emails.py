@@ -44,7 +44,8 @@ def deliver(message):
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     path = Path(current_app.config["OUTBOX_DIR"]) / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
     path.write_bytes(message.as_bytes())
-    log.info("Mail to %s (%s) saved to %s:\n%s", message.recipients, message.subject, path, message.body)
+    # The body holds a single-use link: it stays in the file, never in a log line.
+    log.info("Mail to %s (%s) saved to %s", message.recipients, message.subject, path)
 
 
 @task(retries=3, retry_delay=30)
