@@ -88,6 +88,7 @@ class Config:
     # A segment asked for before its chunk is made (a seek ahead while a film encodes) is waited
     # for this long, then answered 503 with Retry-After; at most SEGMENT_WAITERS requests of a
     # process wait at once, so waiting viewers never hold every web thread.
+    STAFF_TIME_ZONE = _env("STAFF_TIME_ZONE", "UTC")  # the admin's dates, e.g. Europe/Berlin
     LOG_FORMAT = _env("LOG_FORMAT", "plain")  # or "json": one object per line, with the request id
     # Prometheus metrics of `flask serve` and `flask worker` on this port (off when unset): keep it
     # off the public network (docker-compose.yml: the internal network, scraped by its prometheus).

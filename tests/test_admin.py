@@ -2,13 +2,14 @@
 
 import re
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from tests.conftest import FFMPEG, PASSWORD, create_user, running_app
-from tests.helpers import STAFF, admin_login, csrf_token, get_video, media_files, only_video
+from tests.helpers import STAFF, admin_login, csrf_token, get_video, import_video, media_files, only_video
 from tests.helpers import admin_upload as upload
 from videoflix.auth.models import User
 from videoflix.extensions import db
@@ -292,3 +293,21 @@ def test_create_admin_prompts_for_what_is_missing(app, runner):
     assert result.exit_code == 0, result.output
     with app.app_context():
         assert db.session.scalar(sa.select(User.is_staff).where(User.email == "prompted@example.com"))
+
+
+def test_staff_read_titles_one_date_format_in_their_zone_and_whose_account_they_edit(app, staff, clips):
+    app.config["STAFF_TIME_ZONE"] = "Europe/Berlin"
+    assert import_video(app.test_cli_runner(), clips["small"], "Zone Film").exit_code == 0
+    video = only_video(app)
+    with app.app_context():
+        stored = db.session.get(Video, video.id)
+        stored.created_at = datetime(2026, 12, 7, 13, 51, 30, tzinfo=UTC)
+        db.session.commit()
+    listing = staff.get("/admin/video/").get_data(as_text=True)
+    assert "2026-12-07 14:51 CET" in listing and "13:51" not in listing
+    subtitle_form = staff.get("/admin/subtitle/new/").get_data(as_text=True)
+    assert "Zone Film" in subtitle_form and "&lt;Video" not in subtitle_form
+    viewer_id = create_user(app, email="someone@example.com")
+    assert "Account someone@example.com" in staff.get(f"/admin/user/edit/?id={viewer_id}").get_data(as_text=True)
+    login_page = app.test_client().get("/admin/login/").get_data(as_text=True)
+    assert "<title>Staff sign-in - Videoflix</title>" in login_page.replace("\n", "")

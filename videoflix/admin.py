@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app, flash, g, redirect, request, url_for
@@ -15,6 +16,7 @@ from flask_admin import Admin, AdminIndexView, BaseView, expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.form import SecureForm
+from flask_admin.model import typefmt
 from flask_admin.theme import Bootstrap4Theme
 from markupsafe import Markup, escape
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -56,7 +58,15 @@ def _safe_next(target):
     return target if target and not parts.scheme and not parts.netloc and target.startswith("/") else None
 
 
+def staff_time(_view, value, *_args):
+    """Every date the staff read, in one format and in STAFF_TIME_ZONE."""
+    moment = as_utc(value).astimezone(staff_zone())
+    return moment.strftime("%Y-%m-%d %H:%M ") + (moment.tzname() or "")
+
+
 class StaffOnly:
+    column_type_formatters = {**typefmt.BASE_FORMATTERS, datetime: staff_time}
+
     def is_accessible(self):
         return current_staff() is not None
 
@@ -261,20 +271,24 @@ def require_release_time(form, field):
         raise StopValidation()
 
 
+def staff_zone():
+    return ZoneInfo(current_app.config["STAFF_TIME_ZONE"])
+
+
 def publish_at_for(choice, release_at, current):
     """The video's publish_at for a choice on the form: a draft has none, a scheduled video its
-    time (UTC), and "when ready" keeps a past time or starts now."""
+    time (entered in STAFF_TIME_ZONE), and "when ready" keeps a past time or starts now."""
     if choice == DRAFT:
         return None
     if choice == SCHEDULED:
-        return release_at.replace(tzinfo=UTC)
+        return release_at.replace(tzinfo=staff_zone()).astimezone(UTC)
     now = datetime.now(UTC)
     return current if current is not None and as_utc(current) <= now else now
 
 
 def _publishing_cell(_view, _context, video, _name):
     if video.publishing == SCHEDULED:
-        return f"scheduled {video.publish_at.strftime('%Y-%m-%d %H:%M')} UTC"
+        return f"scheduled {staff_time(None, video.publish_at)}"
     return video.publishing
 
 
@@ -296,7 +310,7 @@ class VideoAdmin(StaffOnly, ModelView):
         "renditions": lambda _v, _c, video, _n: ", ".join(video.renditions or []),
         "error": _error_cell,
         "publishing": _publishing_cell,
-        "created_at": lambda _v, _c, video, _n: video.created_at.strftime("%Y-%m-%d %H:%M"),
+        "created_at": lambda view, _c, video, _n: staff_time(view, video.created_at),
     }
     form_columns = ("title", "description", "category", "video_file", "upload_id", "poster_file", "publish_choice",
                     "release_at")  # fmt: skip
@@ -360,7 +374,10 @@ class VideoAdmin(StaffOnly, ModelView):
         form = super().edit_form(obj)
         if request.method == "GET" and obj is not None:
             form.publish_choice.data = obj.publishing
-            form.release_at.data = obj.publish_at if obj.publishing == SCHEDULED else None
+            scheduled = obj.publishing == SCHEDULED
+            form.release_at.data = (
+                as_utc(obj.publish_at).astimezone(staff_zone()).replace(tzinfo=None) if scheduled else None
+            )
         return form
 
     def on_model_change(self, form, model, is_created):
@@ -527,6 +544,7 @@ class UserAdmin(StaffOnly, ModelView):
     column_editable_list = ("is_active",)
     column_default_sort = ("date_joined", True)
     form_columns = ("is_active", "is_staff")
+    edit_template = "admin/user_edit.html"  # names the account being edited
 
     def _visible(self, query):
         return query if current_staff().is_superuser else query.filter(User.is_staff.is_(False))

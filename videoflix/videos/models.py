@@ -76,6 +76,9 @@ class Video(db.Model):
     def __repr__(self):
         return f"<Video {self.id} {self.title!r} {self.status}>"
 
+    def __str__(self):  # how forms and lists name it (the admin's subtitle forms)
+        return self.title
+
 
 def publish_at_value(moment):
     """What to assign to Video.publish_at: a draft's NULL must be explicit, or on insert the
