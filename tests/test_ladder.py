@@ -1,10 +1,12 @@
 """The ladder, the ffmpeg command and the master playlist are pure functions: checked here without
 running ffmpeg."""
 
+import subprocess
 from dataclasses import replace
 
 import pytest
 
+from tests.conftest import FFMPEG
 from videoflix.media import conform
 from videoflix.media.ladder import (
     STANDARD_RUNGS,
@@ -15,7 +17,7 @@ from videoflix.media.ladder import (
     transcode_timeout,
 )
 from videoflix.media.playlists import RenditionStats, master_playlist, variants
-from videoflix.media.probe import BT709, BT2020, HLG, PQ, Colour, Probe, frame_rate
+from videoflix.media.probe import BT709, BT2020, HLG, PQ, SNIFF_BYTES, Colour, Probe, frame_rate, looks_like_video
 
 
 def probe(width, height, fps=25.0, audio=True, duration=10.0):
@@ -185,3 +187,23 @@ RATES = [(25, "25/1"), (23.976, "24000/1001"), (30000 / 1001, "30000/1001"), (59
 @pytest.mark.parametrize(("fps", "expected"), RATES)
 def test_frame_rates_are_given_to_the_fps_filter_exactly(fps, expected):
     assert conform.rate(fps) == expected
+
+
+@pytest.mark.parametrize("extension", ["mp4", "mov", "mkv", "avi", "ts", "mpg", "wmv", "flv", "m2ts"])
+def test_the_first_bytes_of_every_accepted_container_look_like_a_video(tmp_path, extension):
+    """(WebM is Matroska: the same first bytes as MKV.)"""
+    target = tmp_path / f"clip.{extension}"
+    codec = ["-c:v", "flv"] if extension == "flv" else []
+    subprocess.run([FFMPEG, "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=64x64:d=0.2", *codec, str(target)],
+                   check=True)  # fmt: skip
+    assert looks_like_video(target.read_bytes()[:SNIFF_BYTES])
+
+
+@pytest.mark.parametrize(
+    "head",
+    [b"#EXTM3U\n#EXT-X-VERSION:3\n", b"\x89PNG\r\n\x1a\n" + bytes(100), b"\xff\xd8\xff\xe0" + bytes(100),
+     b"PK\x03\x04" + bytes(100), b"hello, this is a text file " * 20,
+     b"ffconcat version 1.0\nfile '/etc/passwd'\n", b""],
+)  # fmt: skip
+def test_text_images_playlists_and_archives_do_not(head):
+    assert not looks_like_video(head)

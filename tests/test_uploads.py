@@ -149,15 +149,16 @@ def test_protocol_errors_are_named(staff, app):
 
 
 def test_checksums_catch_a_corrupted_chunk(staff):
+    first, second = b"\x00\x00\x00\x18", b"ftyp"  # an MP4's first box: the upload looks like a video
     path = upload_path(create(staff, 8))
-    good = base64.b64encode(hashlib.sha1(b"abcd").digest()).decode()
-    corrupted = patch(staff, path, 0, b"abce", **{"Upload-Checksum": f"sha1 {good}"})
+    good = base64.b64encode(hashlib.sha1(first).digest()).decode()
+    corrupted = patch(staff, path, 0, b"\x00\x00\x00\x19", **{"Upload-Checksum": f"sha1 {good}"})
     assert corrupted.status_code == 460
     assert corrupted.get_json() == {"detail": "The chunk does not match its Upload-Checksum."}
     assert offset(staff, path) == 0
-    assert patch(staff, path, 0, b"abcd", **{"Upload-Checksum": f"sha1 {good}"}).status_code == 204
-    sha256 = base64.b64encode(hashlib.sha256(b"efgh").digest()).decode()
-    assert patch(staff, path, 4, b"efgh", **{"Upload-Checksum": f"sha256 {sha256}"}).status_code == 204
+    assert patch(staff, path, 0, first, **{"Upload-Checksum": f"sha1 {good}"}).status_code == 204
+    sha256 = base64.b64encode(hashlib.sha256(second).digest()).decode()
+    assert patch(staff, path, 4, second, **{"Upload-Checksum": f"sha256 {sha256}"}).status_code == 204
     assert offset(staff, path) == 8
     assert patch(staff, path, 8, b"", **{"Upload-Checksum": "crc32 AAAA"}).status_code == 400
 
@@ -206,9 +207,37 @@ def test_termination_and_expiry_remove_the_bytes(staff, app):
         assert not spool.part_path(abandoned).exists() and spool.part_path(continued).exists()
 
 
-def test_a_finished_upload_that_is_not_a_video_is_refused_with_a_reason(staff, app, clips):
-    data = clips["text"].read_bytes()
+def test_a_form_error_after_the_upload_names_the_file_and_saving_does_not_send_it_again(staff, app, clips):
+    data = clips["small"].read_bytes()
+    path = upload_path(create(staff, len(data), filename="clip.mp4"))
+    assert patch(staff, path, 0, data).status_code == 204
+    upload_id = path.rsplit("/", 1)[-1]
+    page = save_video(staff, upload_id, title="")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "This field is required." in text
+    assert f"clip.mp4 ({len(data) / 1048576:.1f} MB) already uploaded: saving will not send it again." in text
+    assert f'value="{upload_id}"' in text  # the form keeps naming it: its script skips the upload
+    assert save_video(staff, upload_id, title="Named now").status_code == 302
+    assert only_video(app).title == "Named now"
+
+
+def test_a_non_video_is_refused_at_its_first_chunk_with_the_reason(staff, app, clips):
+    data = clips["text"].read_bytes() * 50  # a renamed text, many chunks long
     path = upload_path(create(staff, len(data), filename="notes.mp4"))
+    refused = patch(staff, path, 0, data[:1024])
+    assert refused.status_code == 415
+    assert refused.get_json() == {
+        "detail": "This file is not a video: its first bytes start none of MP4, MOV, MKV, WebM, AVI, MPEG, WMV or FLV."
+    }
+    assert staff.head(path, headers=TUS).status_code == 404  # gone, bytes and row: nothing more is taken
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Upload)) == 0
+
+
+def test_a_finished_upload_that_is_not_a_decodable_video_is_refused_with_a_reason(staff, app):
+    data = b"\x00\x00\x00\x18ftypisom" + bytes(range(256)) * 40  # an MP4's start, then nothing of a video
+    path = upload_path(create(staff, len(data), filename="broken.mp4"))
     assert patch(staff, path, 0, data).status_code == 204
     page = save_video(staff, path.rsplit("/", 1)[-1])
     assert page.status_code == 200

@@ -370,6 +370,16 @@ class VideoAdmin(StaffOnly, ModelView):
 
         return CreateVideoForm
 
+    def create_form(self, obj=None):
+        """After a validation error, the file that already went up is named, so staff do not send it again."""
+        form = super().create_form(obj)
+        upload = finished_upload(form.upload_id.data) if request.method == "POST" else None
+        if upload is not None:
+            form.video_file.description = (
+                f"{upload.filename} ({upload.length / 1048576:.1f} MB) already uploaded: saving will not send it again."
+            )
+        return form
+
     def edit_form(self, obj=None):
         form = super().edit_form(obj)
         if request.method == "GET" and obj is not None:

@@ -64,6 +64,27 @@ class Probe:
         return self.duration if self.video_duration is None else self.video_duration
 
 
+SNIFF_BYTES = 512  # what the first chunk of an upload must hold to be told from a non-video
+_MP4_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
+
+
+def looks_like_video(head):
+    """Whether the first bytes of a file start one of the accepted containers (SOURCE_DEMUXERS): a
+    renamed text, image, playlist or archive is told from them by its first chunk, long before the
+    whole file went up. Only the start is looked at: an MP4 whose index is at its end still passes."""
+    if head[4:8] in _MP4_BOXES:  # MP4, MOV, M4V, 3GP
+        return True
+    if head.startswith((b"\x1aE\xdf\xa3", b"\x00\x00\x01\xba", b"FLV", b"0&\xb2u\x8ef\xcf\x11")):
+        return True  # Matroska / WebM, MPEG-PS, FLV, ASF / WMV
+    if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
+        return True
+    for packet in (188, 192):  # MPEG-TS, and M2TS's 4-byte timestamps before each packet
+        sync = packet - 188
+        if len(head) > sync and head[sync] == 0x47 and (len(head) <= packet + sync or head[packet + sync] == 0x47):
+            return True
+    return False
+
+
 class NotAVideo(Exception):
     """The file is not a video that can be decoded; retrying will not help."""
 

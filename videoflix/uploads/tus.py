@@ -23,6 +23,7 @@ from flask import Blueprint, current_app, jsonify, request, url_for
 
 from videoflix.auth.staff import current_staff
 from videoflix.extensions import as_utc, db
+from videoflix.media.probe import SNIFF_BYTES, looks_like_video
 from videoflix.uploads.models import Upload
 from videoflix.uploads.spool import part_path, remove_orphaned_parts, remove_upload
 
@@ -178,6 +179,11 @@ def append(upload_id):
         part.truncate(found.offset + written)  # bytes of an earlier, unrecorded write go
         part.flush()
         os.fsync(part.fileno())  # on disk before the offset says so
+        refused = _not_a_video(part, found.offset, found.offset + written, found.length)
+    if refused:
+        remove_upload(found)
+        db.session.commit()
+        return tus_error(415, refused)
     found.offset += written
     found.expires_at = _new_expiry()
     db.session.commit()
@@ -195,6 +201,18 @@ def terminate(upload_id):
     remove_upload(found)
     db.session.commit()
     return current_app.response_class(status=204)
+
+
+def _not_a_video(part, before, after, length):
+    """The reason to refuse the upload once its first bytes are in and start no video container
+    (media/probe.py), else None: a renamed text or image goes no further than its first chunk."""
+    enough = min(SNIFF_BYTES, length)
+    if before >= enough or after < enough:
+        return None
+    part.seek(0)
+    if looks_like_video(part.read(SNIFF_BYTES)):
+        return None
+    return "This file is not a video: its first bytes start none of MP4, MOV, MKV, WebM, AVI, MPEG, WMV or FLV."
 
 
 def _write_chunk(part, found, digest):
