@@ -118,15 +118,26 @@ def build_audio_command(ffmpeg, source, out_dir, probe):
     return command
 
 
-def build_join_command(ffmpeg, video_segment, audio_segments, target):
-    """A rendition's segment: its pictures and the sound of the same stretch, by stream copy, with
-    their timestamps kept as they are (no second muxing delay)."""
-    audio = audio_segments[0] if len(audio_segments) == 1 else "concat:" + "|".join(map(str, audio_segments))
-    return [
-        ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
-        "-protocol_whitelist", f"{OUTPUT_PROTOCOLS},concat", "-copyts", "-i", str(video_segment), "-i", str(audio),
-        "-map", "0:v", "-map", "1:a", "-c", "copy", "-muxdelay", "0", "-muxpreload", "0", "-f", "mpegts", str(target),
-    ]  # fmt: skip
+def build_join_command(ffmpeg, joins):
+    """One ffmpeg that writes every segment of a chunk (each rung's): `joins` is a list of
+    (video segment, its audio segments, target). Pictures and sound of the same stretch are put
+    together by stream copy, their timestamps kept as they are (no second muxing delay)."""
+    command = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
+               "-protocol_whitelist", f"{OUTPUT_PROTOCOLS},concat", "-copyts"]  # fmt: skip
+    inputs, outputs = {}, []
+
+    def index_of(path):
+        if path not in inputs:
+            inputs[path] = len(inputs)
+        return inputs[path]
+
+    for video, audio, target in joins:
+        sound = audio[0] if len(audio) == 1 else "concat:" + "|".join(map(str, audio))
+        outputs += ["-map", f"{index_of(str(video))}:v", "-map", f"{index_of(str(sound))}:a", "-c", "copy",
+                    "-muxdelay", "0", "-muxpreload", "0", "-f", "mpegts", str(target)]  # fmt: skip
+    for path in inputs:
+        command += ["-i", path]
+    return command + outputs
 
 
 def audio_for(segment, audio_count, last_segment):

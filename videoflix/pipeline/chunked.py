@@ -382,45 +382,48 @@ def make_chunk(part):
     command = ladder.build_hls_command(part.ffmpeg(), part.source, out, film.info, film.rungs, preset, chunk=chunk)
     run_ffmpeg(command, part.timeout(chunk.seconds), on_progress=part.check, stderr_path=part.workspace / "chunk.log")
     expected = [chunks.segment_name(number) for number in chunk.segments]
-    sound = None
+    audio_count = 0  # audio segments stored: those this chunk joins are among them
     if film.info.has_audio:
-        audio_count, whole = wait_for_sound(part, chunk.segments[-1] if not chunk.last else len(film.durations))
-        sound = (audio_count, whole)
-    made = {}
+        audio_count, _whole = wait_for_sound(part, chunk.segments[-1] if not chunk.last else len(film.durations))
+    made, stored, joins = {}, {}, []
     for rung in film.rungs:
         folder = out / rung.name
         segments = m3u8.load(str(folder / "index.m3u8")).segments
         if [segment.uri for segment in segments] != expected:
             raise FFmpegFailed(f"Chunk {chunk.number} of {rung.name} made {[s.uri for s in segments]}, not {expected}.",
                                transient=False)  # fmt: skip
-        made[rung.name] = []
+        made[rung.name] = [segment.duration for segment in segments]
         for number, segment in zip(chunk.segments, segments, strict=True):
-            final = folder / segment.uri
-            if sound:
-                final = join_sound(part, folder, number, sound[0], len(film.durations) - 1)
-            store.put_file(f"{part.version()}/{rung.name}/{segment.uri}", final)
-            made[rung.name].append([segment.duration, final.stat().st_size])
-    part.done(made=made)
+            key = f"{part.version()}/{rung.name}/{segment.uri}"
+            wanted = chunks.audio_for(number, audio_count, len(film.durations) - 1)
+            if wanted:  # joined with its stretch of the film's sound
+                stored[key] = folder / f"joined-{segment.uri}"
+                joins.append((folder / segment.uri, wanted, stored[key]))
+            else:  # no sound, or the sound ended earlier: this stretch is silent in the source too
+                stored[key] = folder / segment.uri
+    if joins:
+        join_sound(part, joins)
+    for key, path in stored.items():
+        store.put_file(key, path)
+    sizes = iter(path.stat().st_size for path in stored.values())
+    part.done(made={name: [[seconds, next(sizes)] for seconds in durations] for name, durations in made.items()})
     if chunk.number == 0:  # the film's start is there to play
         queued_at = db.session.scalar(sa.select(TranscodePart.queued_at).where(part._row()))
         if queued_at is not None:
             metrics.playable_after((datetime.now(UTC) - as_utc(queued_at)).total_seconds())
 
 
-def join_sound(part, folder, number, audio_count, last_segment):
-    """Video segment `number` joined with its stretch of the film's sound, as a file in `folder`."""
-    name = chunks.segment_name(number)
-    wanted = chunks.audio_for(number, audio_count, last_segment)
-    if not wanted:  # the sound ended earlier: this stretch is silent in the source too
-        return folder / name
+def join_sound(part, joins):
+    """Every (video segment, audio segment numbers, target) of a chunk joined in one ffmpeg."""
     store = media_store()
     with contextlib.ExitStack() as stack:
-        keys_wanted = [f"{part.version()}/{chunks.AUDIO_FOLDER}/{chunks.segment_name(n)}" for n in wanted]
-        audio = [stack.enter_context(store.local_file(key, folder=part.workspace)) for key in keys_wanted]
-        joined = folder / f"joined-{name}"
-        command = chunks.build_join_command(part.ffmpeg(), folder / name, audio, joined)
+        local = {}
+        for number in sorted({number for _video, wanted, _target in joins for number in wanted}):
+            key = f"{part.version()}/{chunks.AUDIO_FOLDER}/{chunks.segment_name(number)}"
+            local[number] = stack.enter_context(store.local_file(key, folder=part.workspace))
+        listed = [(video, [local[number] for number in wanted], target) for video, wanted, target in joins]
+        command = chunks.build_join_command(part.ffmpeg(), listed)
         run_ffmpeg(command, part.timeout(0), stderr_path=part.workspace / "join.log")
-    return joined
 
 
 # --- the poster ---
