@@ -13,6 +13,7 @@ from tests.conftest import make_clip
 from tests.helpers import get_video, import_video, only_video, run_part, started, starts_with_keyframe
 from videoflix.extensions import db
 from videoflix.media import chunks, ladder
+from videoflix.pipeline import chunked
 from videoflix.videos.models import PartKind, PartState, Phase, Status, TranscodePart
 
 # --- planning (pure) ---
@@ -149,3 +150,15 @@ def test_a_finished_chunked_ladder_has_whole_segments_and_seamless_joins(app, ru
     assert float(sorted(packets([version / "480p" / "000.ts"], "video"))[0][0]) == pytest.approx(
         ladder.TS_OFFSET + 1.4, abs=0.01
     )
+
+
+def test_a_chunk_whose_sound_is_not_under_way_goes_back_to_the_queue_without_holding_a_thread(app, film):
+    video_id = started(app, film)  # the sound is queued, not running: nobody makes it right now
+    with app.app_context():
+        result = chunked.run_part(video_id, "f" * 32, PartKind.CHUNK, 0, chunked.make_chunk)
+        state = db.session.scalar(
+            sa.select(TranscodePart.state).where(TranscodePart.kind == PartKind.CHUNK, TranscodePart.number == 0)
+        )
+    assert (result, state) == (chunked.WAITING, PartState.QUEUED)
+    run_part(app, video_id, PartKind.SOUND)
+    run_part(app, video_id, PartKind.CHUNK, 0)  # once the sound is there, the chunk is made

@@ -46,7 +46,7 @@ from videoflix.videos.models import PartKind, PartState, Phase, Status, Transcod
 
 log = logging.getLogger(__name__)
 SOUND_POLL_SECONDS = 0.25
-CANCELLED, SKIPPED, DONE, FAILED = "cancelled", "skipped", "done", "failed"
+CANCELLED, SKIPPED, DONE, FAILED, WAITING = "cancelled", "skipped", "done", "failed", "waiting"
 
 
 @dataclass(frozen=True)
@@ -274,6 +274,11 @@ def run_part(video_id, job_id, kind, number, work, retries_left=0):
         log.info("video %s: %s %s made in %.1f s", video_id, kind, number, seconds)
         metrics.part_ended(kind, DONE, seconds, part.film_seconds())
         return DONE
+    except SoundNotYet:
+        log.info("video %s %s %s waits for the sound: back to the queue", video_id, kind, number)
+        part.release()
+        metrics.part_ended(kind, WAITING)
+        return WAITING
     except (Cancelled, ObjectDeletedError):
         log.info("video %s %s %s stopped: the job no longer owns the video", video_id, kind, number)
         metrics.part_ended(kind, CANCELLED)
@@ -352,12 +357,18 @@ def make_sound(part):
     part.done(segments_done=stored[chunks.AUDIO_FOLDER])
 
 
+class SoundNotYet(Exception):
+    """The sound this chunk joins is not being made right now (queued, or its worker died): the
+    chunk goes back to the queue for a while instead of holding a worker thread that the sound
+    itself may need."""
+
+
 def wait_for_sound(part, through):
-    """The number of audio segments stored once the sound covers segment `through` (or is whole)."""
-    deadline = time.monotonic() + part.timeout(part.film.info.duration)
+    """The number of audio segments stored once the sound covers segment `through` (or is whole);
+    waits only while a live worker makes it, else SoundNotYet."""
     while True:
         row = db.session.execute(
-            sa.select(TranscodePart.state, TranscodePart.segments_done).where(
+            sa.select(TranscodePart.state, TranscodePart.segments_done, TranscodePart.heartbeat_at).where(
                 TranscodePart.video_id == part.video_id, TranscodePart.job_id == part.job_id,
                 TranscodePart.kind == PartKind.SOUND)
         ).first()  # fmt: skip
@@ -366,8 +377,9 @@ def wait_for_sound(part, through):
             raise Cancelled()
         if row.state == PartState.DONE or row.segments_done > through:
             return row.segments_done, row.state == PartState.DONE
-        if time.monotonic() > deadline:
-            raise FFmpegFailed("The sound was not encoded in time for a chunk.")
+        beating = row.heartbeat_at is not None and as_utc(row.heartbeat_at) > datetime.now(UTC) - stale_after()
+        if row.state != PartState.RUNNING or not beating:
+            raise SoundNotYet()
         part.check()
         time.sleep(SOUND_POLL_SECONDS)
 
@@ -377,6 +389,8 @@ def wait_for_sound(part, through):
 
 def make_chunk(part):
     film, chunk, store = part.film, part.film.chunks[part.number], media_store()
+    if film.info.has_audio:
+        wait_for_sound(part, -1)  # the sound under way or done, before a minute of encoding is spent
     out = part.workspace / "hls"
     preset = current_app.config["TRANSCODE_PRESET"]
     command = ladder.build_hls_command(part.ffmpeg(), part.source, out, film.info, film.rungs, preset, chunk=chunk)

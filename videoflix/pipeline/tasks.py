@@ -28,6 +28,7 @@ FINISH_PRIORITY = 180
 SOUND_PRIORITY = 170
 FIRST_CHUNK_PRIORITY = 100
 OPTIMISE_PRIORITY = -1_000_000
+SOUND_WAIT_SECONDS = 2  # a chunk whose sound is not under way comes back after this
 
 
 def retries_of(task):
@@ -73,6 +74,8 @@ def transcode_sound(video_id, job_id, task=None):
 @task(retries=TRANSCODE_RETRIES, retry_delay=5, context=True)
 def transcode_chunk(video_id, job_id, number, task=None):
     result = chunked.run_part(video_id, job_id, PartKind.CHUNK, number, chunked.make_chunk, retries_of(task))
+    if result == chunked.WAITING:  # its sound is not under way: again a little later, no retry spent
+        transcode_chunk.schedule((video_id, job_id, number), delay=SOUND_WAIT_SECONDS, priority=chunk_priority(number))
     after_part(video_id, job_id, result)
 
 
