@@ -363,9 +363,10 @@ class SoundNotYet(Exception):
     itself may need."""
 
 
-def wait_for_sound(part, through):
+def wait_for_sound(part, through=None):
     """The number of audio segments stored once the sound covers segment `through` (or is whole);
-    waits only while a live worker makes it, else SoundNotYet."""
+    waits only while a live worker makes it, else SoundNotYet. With no `through`: returns as soon as
+    the sound is seen under way (or done)."""
     while True:
         row = db.session.execute(
             sa.select(TranscodePart.state, TranscodePart.segments_done, TranscodePart.heartbeat_at).where(
@@ -375,11 +376,13 @@ def wait_for_sound(part, through):
         db.session.commit()  # a fresh snapshot on the next read
         if row is None:
             raise Cancelled()
-        if row.state == PartState.DONE or row.segments_done > through:
+        if row.state == PartState.DONE or (through is not None and row.segments_done > through):
             return row.segments_done, row.state == PartState.DONE
         beating = row.heartbeat_at is not None and as_utc(row.heartbeat_at) > datetime.now(UTC) - stale_after()
         if row.state != PartState.RUNNING or not beating:
             raise SoundNotYet()
+        if through is None:
+            return row.segments_done, False
         part.check()
         time.sleep(SOUND_POLL_SECONDS)
 
@@ -390,7 +393,7 @@ def wait_for_sound(part, through):
 def make_chunk(part):
     film, chunk, store = part.film, part.film.chunks[part.number], media_store()
     if film.info.has_audio:
-        wait_for_sound(part, -1)  # the sound under way or done, before a minute of encoding is spent
+        wait_for_sound(part)  # the sound under way or done, before a minute of encoding is spent
     out = part.workspace / "hls"
     preset = current_app.config["TRANSCODE_PRESET"]
     command = ladder.build_hls_command(part.ffmpeg(), part.source, out, film.info, film.rungs, preset, chunk=chunk)
