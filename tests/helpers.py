@@ -114,18 +114,25 @@ def job_in_background(app, run, video_id, under_way, timeout=60):
     return thread, outcome
 
 
-def started(app, clip):
-    """A video whose first pass has only started: playlists published, no part run yet."""
-    relative = f"{keys.SOURCES}/film.mp4"
+def queued_video(app, clip, title="Queued", job_id="a" * 32):
+    """A video whose job is recorded but not run (as if waiting in the queue)."""
+    relative = f"{keys.SOURCES}/{title.lower()}.mp4"
     path = Path(app.config["MEDIA_ROOT"]) / relative
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(clip.read_bytes())
     with app.app_context():
-        video = Video(title="Film", category="Drama", source_path=relative, job_id="f" * 32)
+        video = Video(title=title, category="Drama", source_path=relative, job_id=job_id)
         db.session.add(video)
         db.session.commit()
-        assert steps.start(video.id, video.job_id) == Status.READY
         return video.id
+
+
+def started(app, clip):
+    """A video whose first pass has only started: playlists published, no part run yet."""
+    video_id = queued_video(app, clip, "Film", "f" * 32)
+    with app.app_context():
+        assert steps.start(video_id, "f" * 32) == Status.READY
+    return video_id
 
 
 def run_part(app, video_id, kind, number=0):

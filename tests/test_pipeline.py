@@ -13,6 +13,7 @@ from tests.helpers import (
     job_in_background,
     media_files,
     only_video,
+    queued_video,
     rendition_dir,
     segment_durations,
     starts_with_keyframe,
@@ -22,7 +23,6 @@ from videoflix.media.ffmpeg import FFmpegFailed, run_ffmpeg
 from videoflix.pipeline.cleanup import delete_video_media
 from videoflix.pipeline.tasks import enqueue_transcode, recover_at_startup, recover_stalled_jobs
 from videoflix.pipeline.tasks import transcode_in_process as transcode
-from videoflix.storage import keys
 from videoflix.videos.models import Phase, Status, Video
 
 ONE_FRAME = 1 / 25
@@ -132,16 +132,7 @@ def test_cli_import_refuses_a_missing_file_and_a_wrong_extension(app, runner, tm
 
 
 def _queued_video(app, clip):
-    """A video whose job is recorded but not run (as if waiting in the queue)."""
-    relative = f"{keys.SOURCES}/queued.mp4"
-    path = Path(app.config["MEDIA_ROOT"]) / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(clip.read_bytes())
-    with app.app_context():
-        video = Video(title="Queued", category="Drama", source_path=relative, job_id="a" * 32)
-        db.session.add(video)
-        db.session.commit()
-        return video.id
+    return queued_video(app, clip)
 
 
 @pytest.mark.parametrize("clip", ["text", "empty", "truncated"])
