@@ -85,14 +85,15 @@ class Config:
     PROXY_COUNT = int(_env("PROXY_COUNT", "0"))
     TRUSTED_PROXY = _env("TRUSTED_PROXY", "127.0.0.1")
     WEB_THREADS = int(_env("WEB_THREADS", "8"))
+    STAFF_TIME_ZONE = _env("STAFF_TIME_ZONE", "UTC")  # the admin's dates, e.g. Europe/Berlin
+    LOG_FORMAT = _env("LOG_FORMAT", "plain")  # or "json": one object per line, with the request id
+    # Prometheus metrics of `flask serve` and `flask worker` on this port (off when unset, and then
+    # nothing is counted): keep it off the public network (docker-compose.yml: the internal
+    # network, scraped by its prometheus).
+    METRICS_PORT = int(_env("METRICS_PORT", "0")) or None
     # A segment asked for before its chunk is made (a seek ahead while a film encodes) is waited
     # for this long, then answered 503 with Retry-After; at most SEGMENT_WAITERS requests of a
     # process wait at once, so waiting viewers never hold every web thread.
-    STAFF_TIME_ZONE = _env("STAFF_TIME_ZONE", "UTC")  # the admin's dates, e.g. Europe/Berlin
-    LOG_FORMAT = _env("LOG_FORMAT", "plain")  # or "json": one object per line, with the request id
-    # Prometheus metrics of `flask serve` and `flask worker` on this port (off when unset): keep it
-    # off the public network (docker-compose.yml: the internal network, scraped by its prometheus).
-    METRICS_PORT = int(_env("METRICS_PORT", "0")) or None
     SEGMENT_WAIT_SECONDS = float(_env("SEGMENT_WAIT_SECONDS", "20"))
     SEGMENT_WAITERS = int(_env("SEGMENT_WAITERS", str(max(1, int(_env("WEB_THREADS", "8")) // 2))))
 

@@ -5,8 +5,10 @@ cookie and its Origin), side by side:
 with the media in an S3-compatible bucket (SeaweedFS, as in the tests):
 (d) nginx + app + bucket, hot: the segment in nginx's cache (many viewers of one segment),
 (e) nginx + app + bucket, cold: nginx's cache off, every request a first fetch from the bucket,
-(f) the app alone streaming the object from the bucket (no nginx: the development path).
-Also the playlist endpoint. Load by wrk, bounded in time, to 127.0.0.1 only.
+(f) the app alone streaming the object from the bucket (no nginx: the development path);
+(g) as (b) with the operator's settings: Prometheus metrics on (METRICS_PORT) and JSON log lines.
+Also the playlist endpoint, the cheapest request, with and without those settings: what the
+metrics and the access line cost per request. Load by wrk, bounded in time, to 127.0.0.1 only.
 
     python -m bench.serving [--seconds 10] [--connections 16]
 """
@@ -33,6 +35,7 @@ SEGMENT_BYTES = 2 * 1024 * 1024
 SECRET = "bench-secret-key-0123456789-abcdefghijklmnop"
 SPA_ORIGIN = "http://127.0.0.1:5500"  # hls.js in the SPA fetches cross-origin: Cookie and Origin
 GOALS = {"b": 0.35, "c": 0.65, "d": 0.9}
+METRICS_COST_GOAL = 0.03  # metrics and JSON access lines slow no request by more than 3%
 BUCKET = "bench"
 SEGMENT_KEY = "hls/1/v1/480p/000.ts"
 
@@ -152,7 +155,7 @@ def main(argv=None):
         fill_bucket(store, media)
         segment = (media / SEGMENT_KEY).read_bytes()
         ports = {name: free_port() for name in ("app", "accel", "nginx", "static", "s3_app", "s3_hot", "s3_cold",
-                                                 "s3_direct")}  # fmt: skip
+                                                 "s3_direct", "metered", "metrics")}  # fmt: skip
         # (a) sends the file as the shipped /protected-media/ location does (sendfile, tcp_nopush).
         static_server = (f"server {{ listen 127.0.0.1:{ports['static']}; "
                          f"location /static/ {{ alias {media}/; sendfile on; tcp_nopush on; }} }}")  # fmt: skip
@@ -172,9 +175,12 @@ def main(argv=None):
             start_app(database, media, ports["accel"], args.threads, accel="/protected-media"),
             start_app(database, media, ports["s3_app"], args.threads, accel="/protected-s3", extra_env=s3_env),
             start_app(database, media, ports["s3_direct"], args.threads, extra_env=s3_env),
-        ]
+            start_app(database, media, ports["metered"], args.threads,
+                      extra_env={"METRICS_PORT": str(ports["metrics"]), "LOG_FORMAT": "json"}),
+        ]  # fmt: skip
         try:
-            for name in ("app", "accel", "s3_app", "s3_direct"):  # before nginx, which would mark a slow upstream down
+            # Before nginx, which would mark a slow upstream down.
+            for name in ("app", "accel", "s3_app", "s3_direct", "metered"):
                 wait_for(f"http://127.0.0.1:{ports[name]}/api/health/", timeout=30)
             with (Nginx(confs["local"], folder / "nginx"), Nginx(confs["hot"], folder / "nginx-hot"),
                   Nginx(confs["cold"], folder / "nginx-cold")):  # fmt: skip
@@ -186,16 +192,24 @@ def main(argv=None):
                     "d": ("nginx + app + bucket, hot (nginx's cache)", f"http://127.0.0.1:{ports['s3_hot']}{path}"),
                     "e": ("nginx + app + bucket, cold (no cache)", f"http://127.0.0.1:{ports['s3_cold']}{path}"),
                     "f": ("app alone, streaming from the bucket", f"http://127.0.0.1:{ports['s3_direct']}{path}"),
+                    "g": ("as (b), metrics on and JSON logs", f"http://127.0.0.1:{ports['metered']}{path}"),
                 }
+                playlist_path = "/api/video/1/480p/index.m3u8"
+                playlists = {"bare": f"http://127.0.0.1:{ports['app']}{playlist_path}",
+                             "metered": f"http://127.0.0.1:{ports['metered']}{playlist_path}"}  # fmt: skip
                 for key, (_label, url) in targets.items():
                     wait_for(url)
                     check_response(url, token, segment, cors=key != "a")
-                rounds = {key: [] for key in targets}
+                rounds = {key: [] for key in [*targets, *playlists]}
                 for _round in range(args.rounds):  # interleaved, so drift in the machine hits all alike
                     for key, (_label, url) in targets.items():
                         rounds[key].append(wrk(url, token, args.seconds, args.connections))
+                    for key, url in playlists.items():
+                        rounds[key].append(wrk(url, token, args.seconds, 8))
                 results = {key: median_run(runs) for key, runs in rounds.items()}
-                playlist = wrk(f"http://127.0.0.1:{ports['app']}/api/video/1/480p/index.m3u8", token, args.seconds, 8)
+                metrics_seen = urllib.request.urlopen(f"http://127.0.0.1:{ports['metrics']}/", timeout=10).read()
+                if b'route="/api/video/<id:video_id>/<resolution>/<segment>"' not in metrics_seen:
+                    raise SystemExit("(g) counted no request in its metrics: no figure reported")
         finally:
             for process in apps:
                 process.terminate()
@@ -207,9 +221,18 @@ def main(argv=None):
         rows.append([f"({key}) {label}", f"{figures['rps']:.0f}", f"{figures['rps'] * SEGMENT_BYTES / 2**20:.0f}",
                      f"{figures['p50']:.1f}", f"{figures['p99']:.1f}", f"{ratio:.2f}"])  # fmt: skip
     print(table(["server", "req/s", "MB/s", "p50 ms", "p99 ms", "÷ (a)"], rows))
-    print(f"\nPlaylist endpoint (app under waitress, 8 connections): {playlist['rps']:.0f} req/s, "
-          f"p50 {playlist['p50']:.1f} ms, p99 {playlist['p99']:.1f} ms\n")  # fmt: skip
+    print("\nPlaylist endpoint (app under waitress, 8 connections):\n")
+    playlist_rows = [
+        [label, f"{results[key]['rps']:.0f}", f"{results[key]['p50']:.1f}", f"{results[key]['p99']:.1f}"]
+        for key, label in (("bare", "metrics off, plain logs"), ("metered", "metrics on, JSON logs"))
+    ]
+    print(table(["settings", "req/s", "p50 ms", "p99 ms"], playlist_rows) + "\n")
     met = True
+    for label, bare, metered in (("segment", "b", "g"), ("playlist", "bare", "metered")):
+        cost = 1 - results[metered]["rps"] / results[bare]["rps"]
+        met &= cost <= METRICS_COST_GOAL
+        print(f"- goal {'met' if cost <= METRICS_COST_GOAL else 'MISSED'}: metrics and JSON logs cost {cost:+.1%} "
+              f"of the {label} requests per second (goal ≤ {METRICS_COST_GOAL:.0%})")  # fmt: skip
     for key, goal in GOALS.items():
         ratio = results[key]["rps"] / results["a"]["rps"]
         met &= ratio >= goal

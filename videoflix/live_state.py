@@ -3,18 +3,17 @@ queue's depth, videos by status and phase, viewers active now, unfinished upload
 web processes only (every replica reads the same state: take max() across them)."""
 
 import logging
-from datetime import timedelta
 
 import sqlalchemy as sa
 from prometheus_client.core import GaugeMetricFamily
 
-from videoflix.extensions import db, utcnow
+from videoflix.extensions import db
 from videoflix.queue import huey
 from videoflix.uploads.models import Upload
-from videoflix.videos.models import Video, WatchProgress
+from videoflix.videos import audience
+from videoflix.videos.models import Video
 
 log = logging.getLogger(__name__)
-ACTIVE_VIEWER_MINUTES = 5
 
 
 class LiveState:
@@ -36,17 +35,11 @@ class LiveState:
                 rows = db.session.execute(by_state).all()
                 for status, phase, count in rows:
                     videos.add_metric([status, phase or ""], count)
-                since = utcnow() - timedelta(minutes=ACTIVE_VIEWER_MINUTES)
-                active = db.session.scalar(
-                    sa.select(sa.func.count(sa.distinct(WatchProgress.user_id))).where(
-                        WatchProgress.updated_at >= since
-                    )
-                )
                 viewers = GaugeMetricFamily(
                     "videoflix_active_viewers",
-                    f"Viewers whose player reported in the last {ACTIVE_VIEWER_MINUTES} min.",
+                    f"Viewers whose player reported in the last {audience.ACTIVE_VIEWER_MINUTES} min.",
                 )
-                viewers.add_metric([], active or 0)
+                viewers.add_metric([], audience.active_viewers() or 0)
                 count, pending_bytes = db.session.execute(
                     sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(Upload.offset), 0))
                 ).one()

@@ -62,7 +62,14 @@ def playable_after(seconds):
 # --- the web side ---
 
 
+MEDIA_KINDS = {"video/MP2T": "segment", "application/vnd.apple.mpegurl": "playlist"}
+
+
 def init_app(app):
+    """Count every request, when this process exports its metrics (nobody reads them otherwise)."""
+    if not app.config["METRICS_PORT"]:
+        return
+
     @app.before_request
     def _start_timer():
         g.metrics_started = time.perf_counter()
@@ -80,9 +87,6 @@ def init_app(app):
             if response.content_length:
                 MEDIA_BYTES.labels(kind).inc(response.content_length)
         return response
-
-
-MEDIA_KINDS = {"video/MP2T": "segment", "application/vnd.apple.mpegurl": "playlist"}
 
 
 class _Counted:
