@@ -11,10 +11,12 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from tests.conftest import FFMPEG, PASSWORD, create_user, free_port, make_clip, require_or_skip, running_app
 from tests.helpers import add_subtitle, admin_login, get_video, import_video, only_video, run_part, started
-from videoflix.videos.models import PartKind, Phase
+from videoflix.extensions import db
+from videoflix.videos.models import PartKind, Phase, Video
 
 pytestmark = pytest.mark.browser
 
@@ -322,3 +324,86 @@ def test_the_spa_player_starts_at_zero_while_the_film_is_still_encoding(live, br
     assert page.evaluate("window.hls.levels[0].details.live") is False
     assert page.evaluate("document.getElementById('player').played.start(0)") < 0.5
     assert get_video(app, video_id).phase == Phase.ENCODING  # later chunks are still to be made
+
+
+TESSERACT = shutil.which("tesseract")
+
+
+def read_aloud(png):
+    """The text of a screenshot, read by OCR (tesseract): what a person sees, whatever the markup says."""
+    result = subprocess.run([TESSERACT, "stdin", "stdout", "--psm", "6"], input=png, capture_output=True, check=True)
+    return " ".join(result.stdout.decode().split())
+
+
+@pytest.mark.parametrize(
+    ("status", "phase", "progress", "label"),
+    [("ready", "optimising", 0, "playable, optimising 0%"), ("ready", "optimising", 20, "playable, optimising 20%"),
+     ("ready", "encoding", 100, "playable, encoding 100%"), ("processing", None, 20, "20%")],
+)  # fmt: skip
+def test_the_status_label_reads_at_every_percentage(live, browser, status, phase, progress, label):
+    """A screenshot of the list's status cell, read by OCR: the label is beside its bar, not inside it."""
+    require_or_skip(TESSERACT, "tesseract (Debian: tesseract-ocr)", "REQUIRE_BROWSER")
+    app, api, _page_url = live
+    create_user(app, email="staff@example.com", staff=True)
+    with app.app_context():
+        video = Video(title="Labelled", category="Drama", status=status, phase=phase, progress=progress,
+                      hls_path="hls/1/v1" if status == "ready" else None, renditions=["480p"])  # fmt: skip
+        db.session.add(video)
+        db.session.commit()
+    page = browser.new_context(device_scale_factor=3, viewport={"width": 1600, "height": 900}).new_page()
+    admin = api.replace("/api/", "/admin/")
+    page.goto(f"{admin}login/")
+    page.fill("input[name=email]", "staff@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.goto(f"{admin}video/")
+    cell = page.locator("td.col-status")
+    assert cell.count() == 1
+    seen = read_aloud(cell.screenshot())
+    assert label in seen, seen
+
+
+def test_a_form_error_after_the_upload_does_not_send_the_file_again(live, browser_page, tmp_path):
+    app, api, _page_url = live
+    create_user(app, email="staff@example.com", staff=True)
+    admin = api.replace("/api/", "/admin/")
+    clip = make_clip(tmp_path / "clip.mp4", 320, 180, 2)
+    page = browser_page
+    sent = []
+    page.on("request", lambda request: sent.append(request.method) if "/admin/uploads/" in request.url else None)
+    open_the_create_form(page, admin, "Scheduled Film", clip)
+    page.select_option("select[name=publish_choice]", "scheduled")  # and no time: refused by the server
+    with page.expect_navigation(timeout=60_000):
+        page.click("input[type=submit][value=Save]")
+    assert "Choose when a scheduled video comes out." in page.content()
+    size = clip.stat().st_size / 1048576
+    assert f"clip.mp4 ({size:.1f} MB) already uploaded: saving will not send it again." in page.inner_text("form")
+    uploaded = list(sent)
+    assert uploaded.count("PATCH") == 1
+    page.fill("input[name=release_at]", "2031-01-01T20:00")
+    with page.expect_navigation(timeout=120_000):
+        page.click("input[type=submit][value=Save]")
+    assert sent == uploaded  # nothing sent again
+    video = only_video(app)
+    assert video.title == "Scheduled Film" and video.publishing == "scheduled"
+    assert (Path(app.config["MEDIA_ROOT"]) / video.source_path).read_bytes() == clip.read_bytes()
+
+
+def test_a_renamed_text_file_is_refused_at_its_first_chunk_with_the_reason(live, browser_page, tmp_path):
+    app, api, _page_url = live
+    create_user(app, email="staff@example.com", staff=True)
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("Meeting notes, not a film.\n" * 700_000)  # about 19 MB: three 8 MiB chunks
+    page = browser_page
+    patches = []
+    page.on("request", lambda request: patches.append(request.url) if request.method == "PATCH" else None)
+    open_the_create_form(page, api.replace("/api/", "/admin/"), "Not A Film", notes)
+    page.click("input[type=submit][value=Save]")
+    page.wait_for_function("document.getElementById('upload-status').textContent.includes('refused')", timeout=30_000)
+    status = page.inner_text("#upload-status")
+    assert status.startswith("The file was refused: ") and status.endswith(" Choose another file."), status
+    assert "not a video" in status.lower(), status
+    assert len(patches) == 1  # refused at the first chunk: the other two never went
+    assert page.is_hidden("#upload-resume")
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Video)) == 0

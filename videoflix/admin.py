@@ -37,17 +37,18 @@ from videoflix.auth import staff
 from videoflix.auth.limits import auth_limit
 from videoflix.auth.models import User, user_by_credentials
 from videoflix.auth.staff import current_staff
-from videoflix.extensions import as_utc, db, limiter
-from videoflix.media import subtitles
+from videoflix.extensions import as_utc, cache, db, limiter
+from videoflix.media import storyboard, subtitles
 from videoflix.media.probe import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, NotAVideo, check_image, probe
+from videoflix.pipeline import posters
 from videoflix.pipeline.cleanup import delete_video_media, retire
 from videoflix.pipeline.subtitles import republish as republish_subtitles
 from videoflix.pipeline.tasks import enqueue_transcode, queued_jobs
-from videoflix.storage import keys, media_store
+from videoflix.storage import keys, media_store, usage
 from videoflix.uploads.models import Upload
 from videoflix.uploads.spool import part_path, remove_upload
 from videoflix.validation import parse_id
-from videoflix.videos import playback
+from videoflix.videos import audience, playback
 from videoflix.videos.models import CATEGORIES, Phase, Status, Subtitle, Video, publish_at_value
 from videoflix.videos.schemas import poster_url
 
@@ -85,7 +86,13 @@ class StaffIndexView(AdminIndexView):
         if current_staff() is None:
             return redirect(url_for(".login"))
         counts = dict(db.session.execute(sa.select(Video.status, sa.func.count()).group_by(Video.status)).all())
-        return self.render("admin/videoflix_index.html", counts=counts, staff=current_staff(), logout_form=SecureForm())
+        storage = store_usage(fresh=request.args.get("storage") == "fresh")
+        return self.render(
+            "admin/videoflix_index.html", counts=counts, staff=current_staff(), logout_form=SecureForm(),
+            watching=audience.watching_now(), week=audience.most_watched_this_week(),
+            storage=storage, read_at=staff_time(self, storage.read_at), storage_minutes=STORAGE_CACHE_SECONDS // 60,
+            titles=video_titles(), active_minutes=audience.ACTIVE_VIEWER_MINUTES, file_size=file_size,
+        )  # fmt: skip
 
     @expose("/login/", methods=("GET", "POST"))
     @limiter.limit(auth_limit, methods=["POST"])
@@ -108,6 +115,37 @@ class StaffIndexView(AdminIndexView):
         return redirect(url_for(".login"))
 
 
+STORAGE_CACHE_KEY, STORAGE_CACHE_SECONDS = "staff:storage-usage", 300
+
+
+def store_usage(fresh=False):
+    """What the store holds per video and in all (storage/usage.py), cached for a few minutes:
+    listing the bucket of a large catalogue takes a while. `fresh` reads it again."""
+    found = None if fresh else cache.get(STORAGE_CACHE_KEY)
+    if found is None:
+        found = usage.read(db.session.scalars(sa.select(Video)).all())
+        cache.set(STORAGE_CACHE_KEY, found, timeout=STORAGE_CACHE_SECONDS)
+    return found
+
+
+def video_titles():
+    return dict(db.session.execute(sa.select(Video.id, Video.title)).all())
+
+
+def clock(seconds):
+    """m:ss, or h:mm:ss from an hour on."""
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+def file_size(size):
+    for unit, scale in (("GB", 2**30), ("MB", 2**20), ("kB", 2**10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
+
+
 def _ids(raw_ids):
     """The row ids an action form names, as integers (anything else is dropped)."""
     return [parsed for parsed in map(parse_id, raw_ids) if parsed is not None]
@@ -122,9 +160,13 @@ def _chosen(upload):
     return bool(upload and getattr(upload, "filename", ""))
 
 
-def require_video_file(form, field):
-    if not _chosen(field.data) and not form.upload_id.data:
-        raise StopValidation("Choose a video file.")
+class VideoFileRequired(InputRequired):
+    """A file chosen, or one already sent by the resumable upload. An InputRequired, so that the form
+    shows the required mark and the browser asks for a file."""
+
+    def __call__(self, form, field):
+        if not _chosen(field.data) and not form.upload_id.data:
+            raise StopValidation("Choose a video file.")
 
 
 def finished_upload(upload_id):
@@ -185,6 +227,10 @@ def _progress_bar(percent, label):
 
 
 def _status_cell(_view, _context, video, _name):
+    return status_markup(video)
+
+
+def status_markup(video):
     """The status, and while a ready video's efficient ladder is made, that phase's progress."""
     if video.status == Status.PROCESSING:
         return _progress_bar(video.progress, f"{int(video.progress)}%")
@@ -198,10 +244,16 @@ def _status_cell(_view, _context, video, _name):
 
 
 def _duration_cell(_view, _context, video, _name):
-    if video.duration is None:
-        return ""
-    minutes, seconds = divmod(int(round(video.duration)), 60)
-    return f"{minutes}:{seconds:02d}"
+    return "" if video.duration is None else clock(video.duration)
+
+
+def audience_summary(seen):
+    return f"{seen.views} viewer(s), {seen.completion:.0%} finished, average position {clock(seen.average_position)}"
+
+
+def _audience_cell(_view, context, video, _name):
+    seen = context.resolve("audience").get(video.id)
+    return audience_summary(seen) if seen else "no viewers yet"
 
 
 def _error_cell(_view, _context, video, _name):
@@ -286,6 +338,29 @@ def publish_at_for(choice, release_at, current):
     return current if current is not None and as_utc(current) <= now else now
 
 
+POSTER_FRAMES = 48  # thumbnails offered as the poster, spread over the film
+
+
+def poster_frames(video):
+    """The storyboard's thumbnails staff may pick a poster from (none while it has no storyboard)."""
+    if not video.has_storyboard or not video.hls_path:
+        return []
+    store = media_store()
+    try:
+        with store.local_file(f"{video.hls_path}/{storyboard.TRACK}", folder=store.work_root()) as track:
+            return storyboard.spread(storyboard.thumbnails(Path(track).read_text()), POSTER_FRAMES)
+    except FileNotFoundError:
+        return []
+
+
+def _seconds(text):
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if 0 <= value < float("inf") else None
+
+
 def _publishing_cell(_view, _context, video, _name):
     if video.publishing == SCHEDULED:
         return f"scheduled {staff_time(None, video.publish_at)}"
@@ -298,7 +373,7 @@ class VideoAdmin(StaffOnly, ModelView):
     create_template = "admin/video_create.html"
     edit_template = "admin/video_edit.html"
     column_list = ("id", "poster", "title", "category", "status", "publishing", "duration", "source", "renditions",
-                   "error", "created_at")  # fmt: skip
+                   "audience", "error", "created_at")  # fmt: skip
     column_default_sort = ("created_at", True)
     column_searchable_list = ("title", "description")
     column_filters = ("category", "status")
@@ -310,6 +385,7 @@ class VideoAdmin(StaffOnly, ModelView):
         "renditions": lambda _v, _c, video, _n: ", ".join(video.renditions or []),
         "error": _error_cell,
         "publishing": _publishing_cell,
+        "audience": _audience_cell,
         "created_at": lambda view, _c, video, _n: staff_time(view, video.created_at),
     }
     form_columns = ("title", "description", "category", "video_file", "upload_id", "poster_file", "publish_choice",
@@ -333,9 +409,47 @@ class VideoAdmin(StaffOnly, ModelView):
     }
 
     def render(self, template, **kwargs):
+        if template == self.list_template:
+            kwargs["audience"] = audience.per_video([video.id for video in kwargs.get("data") or ()])
         if template == self.edit_template and kwargs.get("model") is not None:
-            kwargs["rungs"] = rung_figures(kwargs["model"]) if kwargs["model"].hls_path else []
+            video = kwargs["model"]
+            kwargs.update(
+                rungs=rung_figures(video) if video.hls_path else [], status=status_markup(video),
+                error=_error_cell(None, None, video, None), file_size=file_size, usage=usage.read_video(video),
+                seen=audience_summary(audience.per_video([video.id]).get(video.id, audience.NO_AUDIENCE)),
+                frames=poster_frames(video), poster=poster_url(video), pick_form=SecureForm(), clock=clock,
+            )  # fmt: skip
         return super().render(template, **kwargs)
+
+    @expose("/poster/<id:video_id>/", methods=("POST",))
+    def pick_poster(self, video_id):
+        """The poster from the frame at `at` seconds (a storyboard thumbnail the staff clicked)."""
+        back = redirect(url_for(".edit_view", id=video_id))
+        video = db.session.get(Video, video_id)
+        at = _seconds(request.form.get("at"))
+        if not SecureForm(request.form).validate():
+            flash("The form expired; please try again.", "error")
+        elif video is None:
+            flash(f"Video {video_id} no longer exists.", "error")
+            return redirect(url_for(".index_view"))
+        elif at is None or not video.duration or at >= video.duration:
+            flash("Pick a moment within the video.", "error")
+        else:
+            try:
+                with tempfile.TemporaryDirectory(dir=media_store().work_root()) as scratch:
+                    key = posters.frame_poster(video, at, Path(scratch))
+            except posters.NoFrame as error:
+                flash(str(error), "error")
+                return back
+            old_poster, video.poster_path, video.poster_uploaded = video.poster_path, key, True
+            db.session.commit()
+            retire(stored_keys=[old_poster])
+            flash(f"The poster is now the frame at {clock(at)}.", "success")
+        return back
+
+    @expose("/preview/<id:video_id>/storyboard/<sheet>")
+    def preview_storyboard_sheet(self, video_id, sheet):
+        return playback.storyboard_sheet(video_id, sheet, released_only=False)
 
     # The edit page's preview player: the published HLS files, for the staff session.
     # Drafts and scheduled videos play here too (released_only=False).
@@ -365,7 +479,7 @@ class VideoAdmin(StaffOnly, ModelView):
 
         class CreateVideoForm(form_class):
             video_file = FileField(
-                "Video file", validators=[require_video_file, validate_resumable_upload, validate_video_file]
+                "Video file", validators=[VideoFileRequired(), validate_resumable_upload, validate_video_file]
             )
 
         return CreateVideoForm
@@ -375,6 +489,7 @@ class VideoAdmin(StaffOnly, ModelView):
         form = super().create_form(obj)
         upload = finished_upload(form.upload_id.data) if request.method == "POST" else None
         if upload is not None:
+            form.video_file.flags.required = False  # the file is there: the browser must not ask for it again
             form.video_file.description = (
                 f"{upload.filename} ({upload.length / 1048576:.1f} MB) already uploaded: saving will not send it again."
             )

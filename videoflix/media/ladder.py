@@ -242,6 +242,17 @@ def build_poster_command(ffmpeg, source, target, probe):
     ]  # fmt: skip
 
 
+def build_frame_command(ffmpeg, segment, offset, target):
+    """One frame of a published rendition's segment as a poster: `offset` seconds into the segment,
+    at most POSTER_HEIGHT tall. The rendition's picture is already conformed (rotated, tone-mapped,
+    deinterlaced, square pixels), so it only needs scaling."""
+    return [
+        ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-ss", f"{max(offset, 0):.3f}",
+        "-i", str(segment), "-vf", f"scale=-2:'min({POSTER_HEIGHT},ih)',setsar=1", "-frames:v", "1", "-q:v", "3",
+        str(target),
+    ]  # fmt: skip
+
+
 def transcode_timeout(probe, factor):
     """Seconds ffmpeg may run: proportional to the duration, never below two minutes."""
     return max(120.0, probe.duration * factor)

@@ -5,6 +5,7 @@ Vidstack read). Made from the lowest rendition, never the source: decoding 480p 
 Pure: the plan, the ffmpeg arguments and the WebVTT text; pipeline/steps.py runs them."""
 
 import math
+import re
 from dataclasses import dataclass
 
 from videoflix.media.ffmpeg import OUTPUT_PROTOCOLS
@@ -78,3 +79,38 @@ def _timestamp(seconds):
     hours, rest = divmod(milliseconds, 3_600_000)
     minutes, rest = divmod(rest, 60_000)
     return f"{hours:02d}:{minutes:02d}:{rest // 1000:02d}.{rest % 1000:03d}"
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    start: float  # seconds: the moment the thumbnail shows
+    sheet: str  # file name in FOLDER
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+CUE = re.compile(  # a cue's start, then its sheet and area
+    r"(\d+):(\d{2}):(\d{2})\.(\d{3}) --> [^\n]+\n"
+    + re.escape(FOLDER)
+    + r"/(sprite-\d+\.jpg)#xywh=(\d+),(\d+),(\d+),(\d+)"
+)
+
+
+def thumbnails(track):
+    """The thumbnails a track (`webvtt`) names, in order."""
+    found = []
+    for match in CUE.finditer(track):
+        hours, minutes, seconds, milliseconds, sheet, *area = match.groups()
+        start = int(hours) * 3600 + int(minutes) * 60 + int(seconds) + int(milliseconds) / 1000
+        found.append(Thumbnail(start, sheet, *map(int, area)))
+    return found
+
+
+def spread(items, at_most):
+    """At most `at_most` of `items`, evenly spread, the first always among them."""
+    if len(items) <= at_most:
+        return list(items)
+    step = len(items) / at_most
+    return [items[int(index * step)] for index in range(at_most)]

@@ -95,6 +95,13 @@ class LocalStorage(ScratchFolders):
     def exists(self, key):
         return os.path.exists(self.path(key))
 
+    def size(self, key):
+        """The file's size in bytes; None when there is no such file."""
+        try:
+            return os.path.getsize(self.path(key))
+        except FileNotFoundError:
+            return None
+
     @contextlib.contextmanager
     def local_file(self, key, folder=None):
         """A local path of `key` for ffmpeg to read: the stored file itself (`folder` is not needed)."""

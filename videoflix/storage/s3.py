@@ -139,12 +139,15 @@ class S3Storage(ScratchFolders):
     # --- reading ---
 
     def exists(self, key):
+        return self.size(key) is not None
+
+    def size(self, key):
+        """The object's size in bytes; None when there is no such object."""
         try:
-            self.client.head_object(Bucket=self.bucket, Key=self.object_name(key))
-            return True
+            return self.client.head_object(Bucket=self.bucket, Key=self.object_name(key))["ContentLength"]
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in MISSING:
-                return False
+                return None
             with self._reaching(f"look up {key}"):
                 raise
 

@@ -107,10 +107,11 @@ def storyboard_track(video_id):
     return send_published(video_id, lambda _renditions: storyboard.TRACK, TEXT_TRACK_TYPE, PLAYLIST_MAX_AGE)
 
 
-def storyboard_sheet(video_id, name):
+def storyboard_sheet(video_id, name, released_only=True):
     if not SHEET_NAME.fullmatch(name):
         abort(404, "Not found.")
-    return send_published(video_id, lambda _renditions: f"{storyboard.FOLDER}/{name}", "image/jpeg", SEGMENT_MAX_AGE)
+    return send_published(video_id, lambda _renditions: f"{storyboard.FOLDER}/{name}", "image/jpeg", SEGMENT_MAX_AGE,
+                          released_only)  # fmt: skip
 
 
 def subtitle_playlist(video_id, track_id):
