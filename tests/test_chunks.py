@@ -13,7 +13,7 @@ from tests.conftest import make_clip
 from tests.helpers import get_video, import_video, only_video, run_part, started, starts_with_keyframe
 from videoflix.extensions import db
 from videoflix.media import chunks, ladder
-from videoflix.pipeline import chunked
+from videoflix.pipeline import chunked, tasks
 from videoflix.videos.models import PartKind, PartState, Phase, Status, TranscodePart
 
 # --- planning (pure) ---
@@ -33,7 +33,14 @@ def test_chunks_start_short_then_cover_five_segments_each():
     assert [(c.first_segment, c.segment_count) for c in plan] == [(0, 1), (1, 2), (3, 5), (8, 5), (13, 4)]
     assert [c.start for c in plan] == [0, 6, 18, 48, 78]
     assert plan[-1].seconds == pytest.approx(22.0) and plan[-1].last and not any(c.last for c in plan[:-1])
-    assert chunks.chunk_of(plan, 9).number == 3 and chunks.chunk_of(plan, 17) is None
+    assert [c.number for c in plan] == [0, 1, 3, 8, 13]  # named by their first segment
+
+
+def test_a_chunk_is_cut_so_that_the_segment_asked_for_is_made_alone():
+    assert chunks.split(3, 5, 5) == [(3, 2), (5, 1), (6, 2)]
+    assert chunks.split(3, 5, 3) == [(3, 1), (4, 4)]
+    assert chunks.split(3, 5, 7) == [(3, 4), (7, 1)]
+    assert chunks.split(8, 1, 8) == [(8, 1)]
 
 
 def test_no_chunk_starts_after_the_last_frame():
@@ -81,20 +88,40 @@ def test_a_film_is_listed_and_its_playlists_are_complete_before_any_segment(app,
     assert list((Path(app.config["MEDIA_ROOT"]) / video.hls_path / "480p").glob("*.ts")) == []
 
 
-def test_a_far_segment_asked_for_early_is_made_for_it(app, client, auth, film):
+def chunk_rows(app):
+    """{chunk number: (first segment, segment count, state)}."""
+    with app.app_context():
+        rows = db.session.execute(
+            sa.select(TranscodePart.number, TranscodePart.first_segment, TranscodePart.segment_count,
+                      TranscodePart.state).where(TranscodePart.kind == PartKind.CHUNK)
+        ).all()  # fmt: skip
+    return {number: (first, count, state) for number, first, count, state in rows}
+
+
+def test_a_far_segment_asked_for_early_is_made_for_it_alone(app, client, auth, film):
     video_id = started(app, film)
     run_part(app, video_id, PartKind.SOUND)
+    assert chunk_rows(app) == {0: (0, 1, PartState.QUEUED), 1: (1, 2, PartState.QUEUED), 3: (3, 2, PartState.QUEUED)}
     auth.signed_in()
-    response = client.get(f"/api/video/{video_id}/480p/003.ts")  # chunk 2 (segments 3-4): queued ahead, made
+    response = client.get(f"/api/video/{video_id}/480p/002.ts")  # in chunk 1 (segments 1-2): cut, made first
     assert response.status_code == 200 and response.mimetype == "video/MP2T"
-    with app.app_context():
-        states = dict(
-            db.session.execute(
-                sa.select(TranscodePart.number, TranscodePart.state).where(TranscodePart.kind == PartKind.CHUNK)
-            ).all()
-        )
-    assert states == {0: PartState.QUEUED, 1: PartState.QUEUED, 2: PartState.DONE}
+    assert chunk_rows(app) == {0: (0, 1, PartState.QUEUED), 1: (1, 1, PartState.QUEUED), 2: (2, 1, PartState.DONE),
+                               3: (3, 2, PartState.QUEUED)}  # fmt: skip
+    version = Path(app.config["MEDIA_ROOT"]) / get_video(app, video_id).hls_path
+    assert sorted(path.name for path in (version / "480p").glob("*.ts")) == ["002.ts"]
+    # The film's last chunk is never cut (it may hold a stretch with no frame of its own): made whole.
+    assert client.get(f"/api/video/{video_id}/480p/003.ts").status_code == 200
+    assert chunk_rows(app)[3] == (3, 2, PartState.DONE)
     assert client.get(f"/api/video/{video_id}/480p/005.ts").status_code == 404  # beyond the film
+    with app.app_context():  # the other chunks made as workers make them: the last one queues the finish
+        for number in (0, 1):
+            tasks.transcode_chunk(video_id, "f" * 32, number)
+    video = get_video(app, video_id)
+    assert (video.status, video.phase, video.progress) == (Status.READY, Phase.FAST, 100)
+    playlist = Path(app.config["MEDIA_ROOT"]) / video.hls_path / "480p" / "index.m3u8"
+    durations = [segment.duration for segment in m3u8.load(str(playlist)).segments]
+    assert len(durations) == 5 and sum(durations) == pytest.approx(video.duration, abs=0.05)
+    assert all(starts_with_keyframe(playlist.parent / f"{number:03d}.ts") for number in range(5))
 
 
 def test_a_segment_still_in_the_making_past_the_wait_is_a_503_with_retry_after(app, client, auth, film):

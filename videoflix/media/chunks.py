@@ -10,7 +10,9 @@ number of workers encode it: pure planning and ffmpeg arguments, no Flask and no
   each video segment is joined with its audio segment by stream copy: AAC encoded per chunk leaves
   20-40 ms gaps at every join (DESIGN.md); one encode has none.
 - The first chunks are short, so the first segment exists within seconds; later ones are longer,
-  so a long film is not thousands of tasks."""
+  so a long film is not thousands of tasks. A chunk a viewer waits for (a seek ahead) is split so
+  that the segment asked for is made alone, first.
+- A chunk is named by its first segment: unique, in the film's order, and still so after a split."""
 
 import math
 from dataclasses import dataclass
@@ -36,12 +38,15 @@ def segment_durations(duration, fps=None):
 
 @dataclass(frozen=True)
 class Chunk:
-    number: int
     first_segment: int
     segment_count: int
     start: float  # seconds into the film
     seconds: float
     last: bool = False  # the film's end: its last frame is held to the planned end, whatever the source
+
+    @property
+    def number(self):
+        return self.first_segment
 
     @property
     def segments(self):
@@ -56,31 +61,37 @@ def plan_chunks(durations, picture_duration=None):
     """Chunks covering `durations` (segment_durations). A chunk must hold some of the picture: the
     ones that would start after the last frame (sound longer than the picture, held on its last
     frame) are merged into the chunk before them."""
-    chunks, first, number = [], 0, 0
+    chunks, first = [], 0
     while first < len(durations):
-        count = CHUNK_SEGMENTS[number] if number < len(CHUNK_SEGMENTS) else STEADY_SEGMENTS
+        index = len(chunks)
+        count = CHUNK_SEGMENTS[index] if index < len(CHUNK_SEGMENTS) else STEADY_SEGMENTS
         count = min(count, len(durations) - first)
-        start = SEGMENT_SECONDS * first
-        if chunks and picture_duration is not None and start >= picture_duration - 0.5:
-            last = chunks.pop()
-            count, first, start, number = (
-                last.segment_count + len(durations) - first,
-                last.first_segment,
-                last.start,
-                last.number,
-            )
-        last = first + count == len(durations)
-        chunks.append(Chunk(number, first, count, start, sum(durations[first : first + count]), last))
-        first, number = first + count, number + 1
+        if chunks and not holds_picture(first, picture_duration):
+            earlier = chunks.pop()
+            count, first = earlier.segment_count + len(durations) - first, earlier.first_segment
+        chunks.append(chunk_at(durations, first, count))
+        first += count
     return chunks
 
 
-def chunk_of(chunks, segment):
-    """The chunk that makes segment number `segment`, None when there is no such segment."""
-    for chunk in chunks:
-        if segment in chunk.segments:
-            return chunk
-    return None
+def holds_picture(first_segment, picture_duration):
+    """Whether a chunk starting at `first_segment` has a frame of its own to start with."""
+    return picture_duration is None or SEGMENT_SECONDS * first_segment < picture_duration - 0.5
+
+
+def chunk_at(durations, first, count):
+    """The chunk of `count` segments of the grid `durations` from segment `first`."""
+    end = first + count
+    return Chunk(first, count, SEGMENT_SECONDS * first, sum(durations[first:end]), end == len(durations))
+
+
+def split(first_segment, segment_count, segment):
+    """The runs (first segment, count) that a chunk is cut into so that `segment` is a chunk of its
+    own, made first when a viewer waits for it: before it, it, after it, none empty. The film's last
+    chunk is never cut: it may hold a stretch with no frame of its own (plan_chunks)."""
+    end = first_segment + segment_count
+    starts = sorted({first_segment, segment, segment + 1} & set(range(first_segment, end)))
+    return [(first, following - first) for first, following in zip(starts, [*starts[1:], end], strict=True)]
 
 
 def segment_name(number):

@@ -159,7 +159,7 @@ class Part:
         self._stopped = threading.Event()
         self._lost = threading.Event()
         self._beat = threading.Thread(target=self._run, daemon=True)
-        self.film = self.source = self.video = None
+        self.film = self.source = self.video = self.chunk = None
         self.claimed = False
 
     def _row(self):
@@ -189,6 +189,9 @@ class Part:
         self.workspace.mkdir(parents=True)
         self.source = shared_source(self.video_id, self.job_id, self.video.source_path)
         self.film = Film.of(probe(self.source))
+        if self.kind == PartKind.CHUNK:  # its segments are its row's: a seek may have split the planned chunk
+            count = db.session.scalar(sa.select(TranscodePart.segment_count).where(self._row()))
+            self.chunk = chunks.chunk_at(self.film.durations, self.number, count)
         return True
 
     def owned_video(self):
@@ -252,7 +255,7 @@ class Part:
     def film_seconds(self):
         """Seconds of film this part encoded (its encode speed's numerator), None for the others."""
         if self.kind == PartKind.CHUNK:
-            return self.film.chunks[self.number].seconds
+            return self.chunk.seconds
         return self.film.info.duration if self.kind == PartKind.SOUND else None
 
     def timeout(self, seconds):
@@ -391,7 +394,7 @@ def wait_for_sound(part, through=None):
 
 
 def make_chunk(part):
-    film, chunk, store = part.film, part.film.chunks[part.number], media_store()
+    film, chunk, store = part.film, part.chunk, media_store()
     if film.info.has_audio:
         wait_for_sound(part)  # the sound under way or done, before a minute of encoding is spent
     out = part.workspace / "hls"
@@ -575,15 +578,43 @@ def record_chunk_done(video_id, job_id):
     return True
 
 
-def hurry(video_id, job_id, number):
-    """Mark chunk `number` hurried if it is still waiting; True when this call did (the caller then
-    queues it again ahead of the rest)."""
-    hurried = db.session.execute(
+def hurry(video_id, job_id, segment):
+    """A viewer waits for `segment`: the waiting chunk that holds it is cut (media/chunks.split) so
+    that this segment is a chunk of its own, marked hurried; the rest stay waiting chunks in their
+    place. Returns (the hurried chunk's number, the numbers of the new waiting chunks), or
+    (None, []) when that chunk is not waiting or another request hurried it first."""
+    holds = sa.and_(TranscodePart.video_id == video_id, TranscodePart.job_id == job_id,
+                    TranscodePart.kind == PartKind.CHUNK)  # fmt: skip
+    row = db.session.scalars(
+        sa.select(TranscodePart).where(
+            holds, TranscodePart.first_segment <= segment,
+            TranscodePart.first_segment + TranscodePart.segment_count > segment,
+            TranscodePart.state == PartState.QUEUED, TranscodePart.hurried.is_(False))
+    ).first()  # fmt: skip
+    if row is None:
+        db.session.rollback()
+        return None, []
+    first, count = row.first_segment, row.segment_count
+    is_last = not db.session.scalar(sa.select(sa.func.count()).where(holds, TranscodePart.first_segment > first))
+    runs = [(first, count)] if is_last else chunks.split(first, count, segment)
+    asked = next(run_first for run_first, run_count in runs if run_first <= segment < run_first + run_count)
+    # The row becomes the first run, if nobody took or cut it meanwhile (compare and set).
+    taken = db.session.execute(
         sa.update(TranscodePart)
-        .where(TranscodePart.video_id == video_id, TranscodePart.job_id == job_id,
-               TranscodePart.kind == PartKind.CHUNK, TranscodePart.number == number,
-               TranscodePart.state == PartState.QUEUED, TranscodePart.hurried.is_(False))
-        .values(hurried=True)
+        .where(TranscodePart.id == row.id, TranscodePart.state == PartState.QUEUED,
+               TranscodePart.hurried.is_(False), TranscodePart.segment_count == count)
+        .values(segment_count=runs[0][1], hurried=runs[0][0] == asked)
     ).rowcount  # fmt: skip
-    db.session.commit()
-    return bool(hurried)
+    if not taken:
+        db.session.rollback()
+        return None, []
+    for run_first, run_count in runs[1:]:
+        db.session.add(TranscodePart(video_id=video_id, job_id=job_id, kind=PartKind.CHUNK, number=run_first,
+                                     first_segment=run_first, segment_count=run_count, hurried=run_first == asked,
+                                     queued_at=row.queued_at))  # fmt: skip
+    try:
+        db.session.commit()
+    except sa.exc.IntegrityError:  # another request cut it first
+        db.session.rollback()
+        return None, []
+    return asked, [run_first for run_first, _count in runs[1:] if run_first != asked]

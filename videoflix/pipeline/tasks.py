@@ -102,11 +102,15 @@ PART_TASK_FUNCTIONS = {PartKind.SOUND: transcode_sound, PartKind.POSTER: transco
                        PartKind.CHUNK: transcode_chunk, PartKind.FINISH: finish_transcode}  # fmt: skip
 
 
-def hurry_chunk(video_id, job_id, number):
-    """A viewer waits for a segment of chunk `number`: queue it again ahead of every other part
-    (once; the copy that runs second finds the chunk taken and does nothing)."""
-    if chunked.hurry(video_id, job_id, number):
-        transcode_chunk(video_id, job_id, number, priority=HURRIED_PRIORITY)
+def hurry_segment(video_id, job_id, segment):
+    """A viewer waits for `segment`: its chunk, cut down to that segment alone, is queued again ahead
+    of every other part (once; the copy that runs second finds the chunk taken and does nothing),
+    and the rest of the chunk it was cut from in its place."""
+    hurried, rest = chunked.hurry(video_id, job_id, segment)
+    if hurried is not None:
+        transcode_chunk(video_id, job_id, hurried, priority=HURRIED_PRIORITY)
+    for number in rest:
+        transcode_chunk(video_id, job_id, number, priority=chunk_priority(number))
 
 
 @task(retries=TRANSCODE_RETRIES, retry_delay=15, context=True)

@@ -61,7 +61,7 @@ def wait_for_segment(video_id, number):
         return False
     job_id, chunk, state = making
     if state == PartState.QUEUED:
-        tasks.hurry_chunk(video_id, job_id, chunk)
+        tasks.hurry_segment(video_id, job_id, number)
     slots = _slots()
     if not slots.acquire(blocking=False):
         raise NotReadyYet()

@@ -110,7 +110,7 @@ class TranscodePart(db.Model):
     video_id: Mapped[int] = mapped_column(sa.ForeignKey("videos.id", ondelete="CASCADE"), index=True)
     job_id: Mapped[str] = mapped_column(sa.String(32))
     kind: Mapped[str] = mapped_column(sa.String(8))
-    number: Mapped[int] = mapped_column(default=0)  # a chunk's number; 0 for the others
+    number: Mapped[int] = mapped_column(default=0)  # a chunk's first segment (its name); 0 for the others
     first_segment: Mapped[int] = mapped_column(default=0)  # a chunk's segments
     segment_count: Mapped[int] = mapped_column(default=0)
     state: Mapped[str] = mapped_column(sa.String(8), default=PartState.QUEUED)
