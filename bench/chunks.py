@@ -8,7 +8,8 @@ real API behind `flask serve`:
 - time to a segment at 80% asked for right after that (a seek far ahead: made on request);
 - time until the whole fast ladder exists, with 1 and 2 workers (this machine has 2 cores), and the
   whole ladder in one ffmpeg (the "before") for the same source;
-- CPU-seconds of ffmpeg per source second, chunked and whole.
+- CPU-seconds of ffmpeg per source second, chunked and whole;
+- bits (every segment) and VMAF of each rung, chunked against whole (goal: within 1%).
 
 Usage: python -m bench.chunks [--minutes 1 10] [--keep DIR]"""
 
@@ -23,10 +24,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import av
 import imageio_ffmpeg
 
 from bench.common import machine, measured, table
 from bench.serving import SECRET, request_headers, start_app
+from bench.transcode import rendition_kbps, vmaf
 from tests.servers import free_port
 from videoflix import create_app
 from videoflix.auth.models import User
@@ -166,6 +169,18 @@ def playable(stack, source, title, duration):
     return video_id, playlist, first, seek
 
 
+def ladder_figures(stack, video_id, source):
+    """rung -> (kb/s, VMAF against the source) of a video's published fast ladder."""
+    video = stack.video(video_id)
+    version = stack.media / video.hls_path
+    figures = {}
+    for name in video.renditions:
+        with av.open(str(version / name / "000.ts")) as container:
+            size = container.streams.video[0].width, container.streams.video[0].height
+        figures[name] = rendition_kbps(version / name), vmaf(version / name, source, *size, stack.folder)
+    return figures
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 10], help="source lengths (first: scaling)")
@@ -193,7 +208,7 @@ def main(argv=None):
 
     minutes, source = next(iter(sources.items()))
     seconds = minutes * 60
-    rows, wall_by_workers = [], {}
+    rows, wall_by_workers, stacks = [], {}, {}
     for workers in (1, 2):
         stack = Stack(Path(tempfile.mkdtemp(dir=folder, prefix=f"workers-{workers}-")))
         try:
@@ -208,6 +223,7 @@ def main(argv=None):
         finally:
             stack.close()
         wall_by_workers[workers] = wall
+        stacks[workers] = stack, video_id
         speedup = wall_by_workers[1] / wall
         rows.append([f"chunked, {workers} worker(s)", f"{wall:.1f}", f"{cost['cpu'] / seconds:.2f}",
                      f"{speedup:.2f}x ({speedup / workers:.0%} of linear)"])  # fmt: skip
@@ -227,6 +243,18 @@ def main(argv=None):
     rows.append(["whole (one ffmpeg, both cores)", f"{cost['wall']:.1f}", f"{cost['cpu'] / seconds:.2f}", "-"])
     print(f"Whole fast ladder of the {minutes:g}-minute source:\n")
     print(table(["how", "wall (s)", "CPU-s per source s", "speed-up over 1 worker"], rows))
+
+    chunked = ladder_figures(*stacks[1], source)
+    whole = ladder_figures(stack, video_id, source)
+    rows, worst = [], 0.0
+    for name, (kbps, score) in whole.items():
+        chunked_kbps, chunked_score = chunked[name]
+        worst = max(worst, abs(chunked_kbps / kbps - 1), abs(chunked_score / score - 1))
+        rows.append([name, f"{kbps:.0f}, {score:.2f}", f"{chunked_kbps:.0f}, {chunked_score:.2f}",
+                     f"{chunked_kbps / kbps:.3f}x", f"{chunked_score - score:+.2f}"])  # fmt: skip
+    print("\nBits and picture, chunked (1 worker) against whole:\n")
+    print(table(["rung", "whole: kb/s, VMAF", "chunked: kb/s, VMAF", "bits ÷ whole", "VMAF − whole"], rows))
+    print(f"\n- goal {'met' if worst <= 0.01 else 'MISSED'}: the largest difference is {worst:.1%} (goal ≤ 1%)")
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)
     return 0
