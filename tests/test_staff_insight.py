@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import FFMPEG, AuthActions, spa_client
-from tests.helpers import admin_upload, csrf_token, get_video, import_video, only_video
+from tests.conftest import FFMPEG, AuthActions, make_clip, spa_client
+from tests.helpers import admin_upload, csrf_token, get_video, import_video, only_video, run_part, started
 from videoflix.admin import file_size
 from videoflix.extensions import db, utcnow
+from videoflix.pipeline import chunked
 from videoflix.storage import keys
-from videoflix.videos.models import Phase, Video, WatchProgress
+from videoflix.videos.models import PartKind, Phase, Video, WatchProgress
 
 
 @pytest.fixture
@@ -184,3 +185,21 @@ def test_storage_per_video_and_in_all_is_read_from_the_store(app, staff, clips):
     fresh = staff.get("/admin/?storage=fresh").get_data(as_text=True)
     assert f"{file_size(total + 300_000)} in all" in fresh
     assert f"no video's (leftovers, unfinished uploads)</td><td>{file_size(300_000)}</td>" in fresh
+
+
+def test_a_frame_picked_while_the_film_encodes_stays_the_poster(app, staff, tmp_path):
+    video_id = started(app, make_clip(tmp_path / "film.mp4", 320, 180, 25))
+    run_part(app, video_id, PartKind.SOUND)
+    run_part(app, video_id, PartKind.CHUNK, 0)  # only the first segment exists
+    token = csrf_token(staff, f"/admin/video/edit/?id={video_id}")
+    later = staff.post(f"/admin/video/poster/{video_id}/", data={"csrf_token": token, "at": "20.0"})
+    text = staff.get(later.headers["Location"]).get_data(as_text=True)
+    assert "That part of the video is not encoded yet: try again once it is." in text
+    assert not get_video(app, video_id).poster_uploaded
+    picked = staff.post(f"/admin/video/poster/{video_id}/", data={"csrf_token": token, "at": "3.0"})
+    assert "The poster is now the frame at 0:03." in staff.get(picked.headers["Location"]).get_data(as_text=True)
+    chosen = get_video(app, video_id).poster_path
+    with app.app_context():  # the film's own poster part runs afterwards: the staff's choice stays
+        assert chunked.run_part(video_id, "f" * 32, PartKind.POSTER, 0, chunked.make_poster) == chunked.DONE
+    assert get_video(app, video_id).poster_path == chosen
+    assert (Path(app.config["MEDIA_ROOT"]) / chosen).is_file()

@@ -476,6 +476,9 @@ def make_poster(part):
     except Cancelled:
         media_store().delete(key)
         raise
+    if video.poster_uploaded:  # staff uploaded or picked one meanwhile: theirs stays
+        media_store().delete(key)
+        return
     old_poster, video.poster_path = video.poster_path, key
     db.session.commit()
     cleanup.retire(stored_keys=[old_poster])

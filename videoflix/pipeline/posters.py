@@ -13,6 +13,7 @@ from videoflix.media.ffmpeg import FFmpegFailed, ffmpeg_binary, run_ffmpeg
 from videoflix.storage import keys, media_store
 
 FRAME_TIMEOUT = 60  # seconds: one segment decoded up to one frame
+NOT_MADE = "That part of the video is not encoded yet: try again once it is."
 
 
 class NoFrame(Exception):
@@ -39,18 +40,20 @@ def frame_poster(video, at, scratch):
     store, folder = media_store(), f"{video.hls_path}/{video.renditions[-1]}"
     with store.local_file(f"{folder}/index.m3u8", folder=scratch) as playlist:
         name, offset = segment_at(Path(playlist).read_text(), at)
-    target = Path(scratch) / "poster.jpg"
+    target, key = Path(scratch) / "poster.jpg", f"{folder}/{name}"
+    if not store.exists(key):  # a film still encoding: that chunk is not made yet
+        raise NoFrame(NOT_MADE)
     try:
-        with store.local_file(f"{folder}/{name}", folder=scratch) as segment:
+        with store.local_file(key, folder=scratch) as segment:
             ffmpeg = ffmpeg_binary(current_app.config["FFMPEG_BINARY"])
             command = ladder.build_frame_command(ffmpeg, segment, offset, target)
             run_ffmpeg(command, timeout=FRAME_TIMEOUT, stderr_path=Path(scratch) / "frame.log")
-    except FileNotFoundError:
-        raise NoFrame("That part of the video is not encoded yet: try again once it is.") from None
+    except FileNotFoundError:  # gone between the look and the read
+        raise NoFrame(NOT_MADE) from None
     except FFmpegFailed as error:
         raise NoFrame(f"No frame could be made there: {error}") from None
     if not target.is_file() or target.stat().st_size == 0:
         raise NoFrame("No frame could be made there: pick another moment.")
-    key = keys.new_poster(".jpg")
-    store.put_file(key, target)
-    return key
+    poster = keys.new_poster(".jpg")
+    store.put_file(poster, target)
+    return poster

@@ -191,6 +191,9 @@ def publish(t):
         store.delete_prefix(version)
         store.delete(t.poster_key)
         raise
+    if t.poster_key and video.poster_uploaded:  # staff uploaded or picked one meanwhile: theirs stays
+        store.delete(t.poster_key)
+        t.poster_key = None
     old_version, old_poster = video.hls_path, video.poster_path if t.poster_key else None
     video.hls_path = version
     video.renditions = [rung.name for rung in t.rungs]
