@@ -162,7 +162,8 @@ class Part:
         self.film = self.source = self.video = self.chunk = None
         self.claimed = False
 
-    def _row(self):
+    def row(self):
+        """The WHERE clause of this part's row."""
         return sa.and_(TranscodePart.video_id == self.video_id, TranscodePart.job_id == self.job_id,
                        TranscodePart.kind == self.kind, TranscodePart.number == self.number)  # fmt: skip
 
@@ -171,7 +172,7 @@ class Part:
         now = datetime.now(UTC)
         taken = db.session.execute(
             sa.update(TranscodePart)
-            .where(self._row(), sa.or_(TranscodePart.state == PartState.QUEUED,
+            .where(self.row(), sa.or_(TranscodePart.state == PartState.QUEUED,
                                        sa.and_(TranscodePart.state == PartState.RUNNING,
                                                TranscodePart.heartbeat_at < now - stale_after())))
             .values(state=PartState.RUNNING, heartbeat_at=now)
@@ -190,7 +191,7 @@ class Part:
         self.source = shared_source(self.video_id, self.job_id, self.video.source_path)
         self.film = Film.of(probe(self.source))
         if self.kind == PartKind.CHUNK:  # its segments are its row's: a seek may have split the planned chunk
-            count = db.session.scalar(sa.select(TranscodePart.segment_count).where(self._row()))
+            count = db.session.scalar(sa.select(TranscodePart.segment_count).where(self.row()))
             self.chunk = chunks.chunk_at(self.film.durations, self.number, count)
         return True
 
@@ -210,7 +211,7 @@ class Part:
             while not self._stopped.wait(self._app.config["JOB_HEARTBEAT_SECONDS"]):
                 try:
                     db.session.execute(
-                        sa.update(TranscodePart).where(self._row()).values(heartbeat_at=datetime.now(UTC))
+                        sa.update(TranscodePart).where(self.row()).values(heartbeat_at=datetime.now(UTC))
                     )
                     if not update_owned(self.video_id, self.job_id):
                         self._lost.set()
@@ -229,7 +230,7 @@ class Part:
 
     def done(self, **values):
         db.session.execute(
-            sa.update(TranscodePart).where(self._row(), TranscodePart.state != PartState.DONE)
+            sa.update(TranscodePart).where(self.row(), TranscodePart.state != PartState.DONE)
             .values(state=PartState.DONE, **values)
         )  # fmt: skip
         db.session.commit()
@@ -237,7 +238,7 @@ class Part:
     def release(self):
         """Back to the queue, for Huey's retry of a transient failure."""
         db.session.rollback()
-        db.session.execute(sa.update(TranscodePart).where(self._row()).values(state=PartState.QUEUED))
+        db.session.execute(sa.update(TranscodePart).where(self.row()).values(state=PartState.QUEUED))
         db.session.commit()
 
     def close(self):
@@ -348,7 +349,7 @@ def make_sound(part):
             before = stored[folder]
             stored[folder] = stored_segments(out / folder, store, f"{version}/{folder}", before, finished)
             if folder == chunks.AUDIO_FOLDER and stored[folder] != before:
-                db.session.execute(sa.update(TranscodePart).where(part._row()).values(segments_done=stored[folder]))
+                db.session.execute(sa.update(TranscodePart).where(part.row()).values(segments_done=stored[folder]))
                 db.session.commit()
 
     command = chunks.build_audio_command(part.ffmpeg(), part.source, out, part.film.info)
@@ -380,12 +381,12 @@ def wait_for_sound(part, through=None):
         if row is None:
             raise Cancelled()
         if row.state == PartState.DONE or (through is not None and row.segments_done > through):
-            return row.segments_done, row.state == PartState.DONE
+            return row.segments_done
         beating = row.heartbeat_at is not None and as_utc(row.heartbeat_at) > datetime.now(UTC) - stale_after()
         if row.state != PartState.RUNNING or not beating:
             raise SoundNotYet()
         if through is None:
-            return row.segments_done, False
+            return row.segments_done
         part.check()
         time.sleep(SOUND_POLL_SECONDS)
 
@@ -404,7 +405,7 @@ def make_chunk(part):
     expected = [chunks.segment_name(number) for number in chunk.segments]
     audio_count = 0  # audio segments stored: those this chunk joins are among them
     if film.info.has_audio:
-        audio_count, _whole = wait_for_sound(part, chunk.segments[-1] if not chunk.last else len(film.durations))
+        audio_count = wait_for_sound(part, chunk.segments[-1] if not chunk.last else len(film.durations))
     made, stored, joins = {}, {}, []
     for rung in film.rungs:
         folder = out / rung.name
@@ -428,7 +429,7 @@ def make_chunk(part):
     sizes = iter(path.stat().st_size for path in stored.values())
     part.done(made={name: [[seconds, next(sizes)] for seconds in durations] for name, durations in made.items()})
     if chunk.number == 0:  # the film's start is there to play
-        queued_at = db.session.scalar(sa.select(TranscodePart.queued_at).where(part._row()))
+        queued_at = db.session.scalar(sa.select(TranscodePart.queued_at).where(part.row()))
         if queued_at is not None:
             metrics.playable_after((datetime.now(UTC) - as_utc(queued_at)).total_seconds())
 
