@@ -68,6 +68,9 @@ class Config:
     SESSIONS_EPOCH_FILE = str(INSTANCE_DIR / "sessions.epoch")
     HUEY_IMMEDIATE = False
     WORKER_THREADS = int(_env("WORKER_THREADS", "2"))
+    # One more thread per worker process, only for segments viewers wait for (a seek ahead while a
+    # film encodes): the queue's threads may all be in the middle of chunks.
+    HURRY_LANE = _flag("HURRY_LANE", True)
     # A running job writes a heartbeat this often; three missed beats and another worker re-runs it.
     JOB_HEARTBEAT_SECONDS = float(_env("JOB_HEARTBEAT_SECONDS", "5"))
     CACHE_DIR = str(INSTANCE_DIR / "cache")

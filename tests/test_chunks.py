@@ -189,3 +189,17 @@ def test_a_chunk_whose_sound_is_not_under_way_goes_back_to_the_queue_without_hol
     assert (result, state) == (chunked.WAITING, PartState.QUEUED)
     run_part(app, video_id, PartKind.SOUND)
     run_part(app, video_id, PartKind.CHUNK, 0)  # once the sound is there, the chunk is made
+
+
+def test_the_hurry_lane_makes_a_segment_a_viewer_waits_for_and_nothing_else(app, film):
+    video_id = started(app, film)
+    run_part(app, video_id, PartKind.SOUND)
+    with app.app_context():
+        assert tasks.run_hurried_once() == (False, False)  # nothing hurried: the lane waits
+        assert chunked.hurry(video_id, "f" * 32, 2) == (2, [])  # as a seek does, without queueing
+        assert tasks.run_hurried_once() == (True, True)
+        assert tasks.run_hurried_once() == (False, False)
+    rows = chunk_rows(app)
+    assert rows[2] == (2, 1, PartState.DONE) and rows[1] == (1, 1, PartState.QUEUED)
+    with app.app_context():  # the queued copy of the hurried task finds it made
+        assert chunked.run_part(video_id, "f" * 32, PartKind.CHUNK, 2, chunked.make_chunk) == chunked.SKIPPED

@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC
 from pathlib import Path
@@ -24,7 +25,7 @@ from videoflix.extensions import db
 from videoflix.live_state import LiveState
 from videoflix.media.probe import VIDEO_EXTENSIONS, NotAVideo, probe
 from videoflix.pipeline.cleanup import sweep
-from videoflix.pipeline.tasks import enqueue_transcode, recover_at_startup
+from videoflix.pipeline.tasks import enqueue_transcode, hurry_lane, recover_at_startup
 from videoflix.processes import die_with_parent
 from videoflix.queue import huey
 from videoflix.storage import keys, media_store, migration
@@ -75,7 +76,12 @@ def worker(workers):
     if recovered:
         click.echo(f"Re-queued interrupted jobs of videos {recovered}.")
     threads = workers or current_app.config["WORKER_THREADS"]
-    click.echo(f"Worker started with {threads} threads.")
+    lane = ""
+    if current_app.config["HURRY_LANE"]:
+        app, stopped = current_app._get_current_object(), threading.Event()
+        threading.Thread(target=hurry_lane, args=(app, stopped), name="hurry-lane", daemon=True).start()
+        lane = ", and one for segments viewers wait for"
+    click.echo(f"Worker started with {threads} threads{lane}.")
     # An idle consumer looks at the queue at least every QUEUE_MAX_IDLE_SECONDS (Huey backs off to
     # 10 s by default): a new upload's start waits no longer than that before it is playable.
     Consumer(huey, workers=threads, worker_type="thread", check_worker_health=True,

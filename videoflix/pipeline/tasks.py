@@ -13,7 +13,7 @@ from videoflix.extensions import as_utc, db
 from videoflix.pipeline import chunked, steps
 from videoflix.pipeline.job import CANCELLED, stale_after
 from videoflix.queue import huey, periodic_task, task
-from videoflix.videos.models import PartKind, PartState, Phase, Status, Video
+from videoflix.videos.models import PartKind, PartState, Phase, Status, TranscodePart, Video
 
 log = logging.getLogger(__name__)
 TRANSCODE_RETRIES = 2
@@ -111,6 +111,48 @@ def hurry_segment(video_id, job_id, segment):
         transcode_chunk(video_id, job_id, hurried, priority=HURRIED_PRIORITY)
     for number in rest:
         transcode_chunk(video_id, job_id, number, priority=chunk_priority(number))
+
+
+# --- the hurry lane ---
+
+HURRY_LANE_POLL_SECONDS = 0.5
+HURRY_LANE_PAUSE_SECONDS = 5  # after a part that could not go on (its sound not begun, a failure)
+
+
+def run_hurried_once():
+    """Make a chunk a viewer waits for that no worker thread has taken yet, if there is one. It is
+    claimed through its row like any part: its queued task, run later, finds it done. Returns
+    whether one was found and whether the lane may go straight on."""
+    row = db.session.execute(
+        sa.select(TranscodePart.video_id, TranscodePart.job_id, TranscodePart.number)
+        .where(TranscodePart.kind == PartKind.CHUNK, TranscodePart.state == PartState.QUEUED,
+               TranscodePart.hurried.is_(True))
+        .order_by(TranscodePart.queued_at, TranscodePart.id).limit(1)
+    ).first()  # fmt: skip
+    db.session.commit()
+    if row is None:
+        return False, False
+    # A transient failure gives it back to the queue, whose copy of the task retries it.
+    result = chunked.run_part(row.video_id, row.job_id, PartKind.CHUNK, row.number, chunked.make_chunk, retries_left=1)
+    after_part(row.video_id, row.job_id, result)
+    return True, result != chunked.WAITING
+
+
+def hurry_lane(app, stopped):
+    """A worker thread kept for segments viewers wait for (a seek ahead while a film encodes): the
+    queue's threads may all be in the middle of chunks, and a part is never preempted."""
+    while not stopped.is_set():
+        go_on = False
+        with app.app_context():
+            try:
+                found, go_on = run_hurried_once()
+            except Exception:  # noqa: BLE001 - the lane outlives any one part; the queue has the task too
+                log.exception("hurry lane: a hurried chunk failed; its queued task will retry it")
+                found = True
+            finally:
+                db.session.remove()
+        if not go_on:
+            stopped.wait(HURRY_LANE_PAUSE_SECONDS if found else HURRY_LANE_POLL_SECONDS)
 
 
 @task(retries=TRANSCODE_RETRIES, retry_delay=15, context=True)
