@@ -192,6 +192,8 @@ class Part:
         self.film = Film.of(probe(self.source))
         if self.kind == PartKind.CHUNK:  # its segments are its row's: a seek may have split the planned chunk
             count = db.session.scalar(sa.select(TranscodePart.segment_count).where(self.row()))
+            if count is None:  # the video went (and its rows with it) since the claim
+                raise Cancelled()
             self.chunk = chunks.chunk_at(self.film.durations, self.number, count)
         return True
 
