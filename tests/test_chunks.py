@@ -1,6 +1,7 @@
 """A film playable as soon as it is probed, made in chunks (media/chunks.py, pipeline/chunked.py):
 complete VOD playlists before any segment, segments made on request, joins without a gap."""
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from tests.conftest import make_clip
 from tests.helpers import get_video, import_video, only_video, run_part, started, starts_with_keyframe
 from videoflix.extensions import db
 from videoflix.media import chunks, ladder
+from videoflix.media.ffmpeg import BACKGROUND_NICENESS, run_ffmpeg
 from videoflix.pipeline import chunked, tasks
+from videoflix.queue import task as queue_task
 from videoflix.videos.models import PartKind, PartState, Phase, Status, TranscodePart
 
 # --- planning (pure) ---
@@ -203,3 +206,17 @@ def test_the_hurry_lane_makes_a_segment_a_viewer_waits_for_and_nothing_else(app,
     assert rows[2] == (2, 1, PartState.DONE) and rows[1] == (1, 1, PartState.QUEUED)
     with app.app_context():  # the queued copy of the hurried task finds it made
         assert chunked.run_part(video_id, "f" * 32, PartKind.CHUNK, 2, chunked.make_chunk) == chunked.SKIPPED
+
+
+@queue_task()
+def report_niceness(path):
+    run_ffmpeg(["sh", "-c", f"nice > {path}"], timeout=10)
+
+
+def test_the_queues_encodes_yield_the_cpu_to_the_hurry_lane(app, tmp_path):
+    """Every ffmpeg a queued task starts runs nicer than the rest of the machine; the lane's does not."""
+    base = os.nice(0)
+    run_ffmpeg(["sh", "-c", f"nice > {tmp_path / 'lane.txt'}"], timeout=10)  # as the lane runs it
+    report_niceness(str(tmp_path / "queued.txt"))  # as a worker thread runs it (here, at once)
+    assert int((tmp_path / "lane.txt").read_text()) == base
+    assert int((tmp_path / "queued.txt").read_text()) == min(19, base + BACKGROUND_NICENESS)

@@ -7,6 +7,7 @@ from huey import MemoryHuey
 from huey.storage import MemoryStorage, PriorityRedisStorage, SqliteStorage
 
 from videoflix.logs import REQUEST_ID
+from videoflix.media.ffmpeg import in_background
 
 huey = MemoryHuey("videoflix", immediate=True)
 _app = None
@@ -34,7 +35,7 @@ def _in_app_context(fn):
     def run_in_app_context(*args, request_id=None, **kwargs):
         token = REQUEST_ID.set(request_id)  # the request that queued it, on every line it logs
         try:
-            with _app.app_context():
+            with _app.app_context(), in_background():  # the hurry lane, outside tasks, goes first
                 return fn(*args, **kwargs)
         finally:
             REQUEST_ID.reset(token)

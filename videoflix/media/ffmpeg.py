@@ -1,6 +1,7 @@
 """Running ffmpeg: progress from `-progress pipe:1`, a timeout, the tail of stderr on failure, and
 a child that dies with its parent (a killed worker leaves no ffmpeg behind)."""
 
+import contextlib
 import os
 import subprocess
 import threading
@@ -59,6 +60,34 @@ def ffmpeg_binary(configured=None):
 # loaded machine a wall-clock limit killed encodes that were progressing (DESIGN.md). It is stuck
 # when its output time has not advanced for this long.
 STALL_SECONDS = 120.0
+# The queue's encodes run this much nicer than the rest of the machine: a segment a viewer waits
+# for (the hurry lane), the web processes and the database get the CPU first.
+BACKGROUND_NICENESS = 10
+_this_thread = threading.local()
+
+
+@contextlib.contextmanager
+def in_background():
+    """Every ffmpeg this thread starts meanwhile runs at BACKGROUND_NICENESS."""
+    before = getattr(_this_thread, "niceness", 0)
+    _this_thread.niceness = BACKGROUND_NICENESS
+    try:
+        yield
+    finally:
+        _this_thread.niceness = before
+
+
+def _child_setup(niceness):
+    """What the child does before ffmpeg starts: die with its parent, and yield the CPU if asked."""
+    if not niceness:
+        return die_with_parent
+
+    def setup():
+        if die_with_parent is not None:
+            die_with_parent()
+        os.nice(niceness)
+
+    return setup
 
 
 def run_ffmpeg(command, timeout, on_progress=None, stderr_path=None, stall_seconds=STALL_SECONDS):
@@ -69,8 +98,9 @@ def run_ffmpeg(command, timeout, on_progress=None, stderr_path=None, stall_secon
     stderr_path = stderr_path or os.devnull
     with open(stderr_path, "wb") as stderr:
         process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
-        )
+            command, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL,
+            preexec_fn=_child_setup(getattr(_this_thread, "niceness", 0)),
+        )  # fmt: skip
     reports_progress = "-progress" in command
     started = time.monotonic()
     last_advance = [started, -1]  # when the output time last grew, and to what
