@@ -26,6 +26,7 @@ from tests.helpers import (
     only_video,
 )
 from tests.servers import Nginx, free_port, nginx_binary, render_conf, wait_for
+from videoflix.admin import file_size
 from videoflix.extensions import db
 from videoflix.media import chunks
 from videoflix.pipeline import chunked, cleanup, steps
@@ -417,3 +418,24 @@ def test_migrate_to_s3_copies_every_video_and_runs_again_safely(app_config, buck
         assert segment.status_code == 200 and segment.data == local_segment.read_bytes()
         refused = local_app.test_cli_runner().invoke(args=["media", "migrate-to-s3"])
         assert refused.exit_code == 1 and "no bucket is configured" in refused.output
+
+
+def test_the_admin_home_reads_storage_from_the_bucket_and_says_when_it_cannot(s3_app, app_config, bucket, clips):
+    assert import_video(s3_app.test_cli_runner(), clips["small"], "Stored").exit_code == 0
+    create_user(s3_app, email=STAFF, staff=True)
+    staff = s3_app.test_client()
+    admin_login(staff)
+    with s3_app.app_context():  # what the bucket holds, listed here independently of the admin
+        client, name = media_store().client, media_store().bucket
+        stored = sum(item["Size"] for item in client.list_objects_v2(Bucket=name).get("Contents", ()))
+    assert stored > 0
+    assert f"{file_size(stored)} in all" in staff.get("/admin/?storage=fresh").get_data(as_text=True)
+    with running_app({**app_config, **unreachable(bucket)}) as cut_off:
+        create_user(cut_off, email=STAFF, staff=True)
+        staff = cut_off.test_client()
+        admin_login(staff)
+        response = staff.get("/admin/?storage=fresh")
+        assert response.status_code == 200  # the audience and the links still help
+        page = response.get_data(as_text=True)
+        assert 'id="storage-error">The store could not be read: The media store (bucket ' in page
+        assert 'id="watching-now"' in page

@@ -45,6 +45,7 @@ from videoflix.pipeline.cleanup import delete_video_media, retire
 from videoflix.pipeline.subtitles import republish as republish_subtitles
 from videoflix.pipeline.tasks import enqueue_transcode, queued_jobs
 from videoflix.storage import keys, media_store, usage
+from videoflix.storage.errors import StorageUnavailable
 from videoflix.uploads.models import Upload
 from videoflix.uploads.spool import part_path, remove_upload
 from videoflix.validation import parse_id
@@ -86,12 +87,16 @@ class StaffIndexView(AdminIndexView):
         if current_staff() is None:
             return redirect(url_for(".login"))
         counts = dict(db.session.execute(sa.select(Video.status, sa.func.count()).group_by(Video.status)).all())
-        storage = store_usage(fresh=request.args.get("storage") == "fresh")
+        try:
+            storage, storage_error = store_usage(fresh=request.args.get("storage") == "fresh"), None
+        except StorageUnavailable as error:  # the rest of the page still helps
+            storage, storage_error = None, str(error)
         return self.render(
             "admin/videoflix_index.html", counts=counts, staff=current_staff(), logout_form=SecureForm(),
             watching=audience.watching_now(), week=audience.most_watched_this_week(),
-            storage=storage, read_at=staff_time(self, storage.read_at), storage_minutes=STORAGE_CACHE_SECONDS // 60,
-            titles=video_titles(), active_minutes=audience.ACTIVE_VIEWER_MINUTES, file_size=file_size,
+            storage=storage, storage_error=storage_error, read_at=storage and staff_time(self, storage.read_at),
+            storage_minutes=STORAGE_CACHE_SECONDS // 60, titles=video_titles(),
+            active_minutes=audience.ACTIVE_VIEWER_MINUTES, file_size=file_size,
         )  # fmt: skip
 
     @expose("/login/", methods=("GET", "POST"))
