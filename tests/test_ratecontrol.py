@@ -31,8 +31,8 @@ def content(vmaf_at_10=100.0, vmaf_per_step=0.8, kbps_at_10=4000.0):
 
 def test_the_highest_crf_that_reaches_the_reference_quality_is_chosen_when_it_costs_less():
     measure, calls = content()
-    choice = choose_crf(measure, Sample(vmaf=90.0, kbps=3000.0), budget=3000.0)  # target 90.8: CRF <= 21.5
-    assert choice.crf == 21.5  # between the probes at 21 (passes) and 22 (fails)
+    choice = choose_crf(measure, Sample(vmaf=90.0, kbps=3000.0), budget=3000.0)  # target 90.3: CRF <= 22.125
+    assert choice.crf == 22.1  # between the probes at 22 (passes) and 23 (fails)
     assert choice.measured.vmaf >= choice.target == pytest.approx(90.0 + ratecontrol.VMAF_MARGIN)
     assert choice.measured.kbps <= 3000
     assert len(calls) <= ratecontrol.MAX_PROBES

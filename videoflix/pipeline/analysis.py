@@ -26,9 +26,12 @@ def choose_crfs(t, on_progress):
     def measure(rung, crf=None):
         encoded, vmaf_log = workspace / "probe.mp4", workspace / "vmaf.json"
         run_ffmpeg(ratecontrol.build_probe_command(ffmpeg, samples, encoded, rung, gop, crf), t.timeout())
-        command = ratecontrol.build_vmaf_command(ffmpeg, encoded, samples, rung.width, rung.height, vmaf_log)
+        skip = ratecontrol.reference_skip(seconds) if crf is None else 0
+        command = ratecontrol.build_vmaf_command(
+            ffmpeg, encoded, samples, rung.width, rung.height, vmaf_log, skip_seconds=skip
+        )
         run_ffmpeg(command, t.timeout())
-        kbps = encoded.stat().st_size * 8 / seconds / 1000
+        kbps = encoded.stat().st_size * 8 / (seconds + skip) / 1000  # the reference's bits over every play
         return ratecontrol.Sample(vmaf=ratecontrol.read_vmaf(vmaf_log.read_text()), kbps=kbps)
 
     chosen, choices = [], {}
