@@ -1,6 +1,7 @@
 """A film playable as soon as it is probed, made in chunks (media/chunks.py, pipeline/chunked.py):
 complete VOD playlists before any segment, segments made on request, joins without a gap."""
 
+import contextlib
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ from tests.conftest import make_clip
 from tests.helpers import get_video, import_video, only_video, run_part, started, starts_with_keyframe
 from videoflix.extensions import db
 from videoflix.media import chunks, ladder
-from videoflix.media.ffmpeg import BACKGROUND_NICENESS, run_ffmpeg
+from videoflix.media.ffmpeg import BACKGROUND_NICENESS, in_foreground, run_ffmpeg
 from videoflix.pipeline import chunked, tasks
 from videoflix.queue import task as queue_task
 from videoflix.videos.models import PartKind, PartState, Phase, Status, TranscodePart
@@ -209,14 +210,18 @@ def test_the_hurry_lane_makes_a_segment_a_viewer_waits_for_and_nothing_else(app,
 
 
 @queue_task()
-def report_niceness(path):
-    run_ffmpeg(["sh", "-c", f"nice > {path}"], timeout=10)
+def report_niceness(path, foreground=False):
+    with in_foreground() if foreground else contextlib.nullcontext():
+        run_ffmpeg(["sh", "-c", f"nice > {path}"], timeout=10)
 
 
 def test_the_queues_encodes_yield_the_cpu_to_the_hurry_lane(app, tmp_path):
-    """Every ffmpeg a queued task starts runs nicer than the rest of the machine; the lane's does not."""
+    """Every ffmpeg a queued task starts runs nicer than the rest of the machine; the lane's does
+    not, nor a film's sound, which every chunk waits for (chunked.make_sound)."""
     base = os.nice(0)
     run_ffmpeg(["sh", "-c", f"nice > {tmp_path / 'lane.txt'}"], timeout=10)  # as the lane runs it
     report_niceness(str(tmp_path / "queued.txt"))  # as a worker thread runs it (here, at once)
+    report_niceness(str(tmp_path / "sound.txt"), foreground=True)
     assert int((tmp_path / "lane.txt").read_text()) == base
     assert int((tmp_path / "queued.txt").read_text()) == min(19, base + BACKGROUND_NICENESS)
+    assert int((tmp_path / "sound.txt").read_text()) == base

@@ -67,14 +67,24 @@ _this_thread = threading.local()
 
 
 @contextlib.contextmanager
-def in_background():
-    """Every ffmpeg this thread starts meanwhile runs at BACKGROUND_NICENESS."""
+def at_niceness(niceness):
+    """Every ffmpeg this thread starts meanwhile runs at `niceness`."""
     before = getattr(_this_thread, "niceness", 0)
-    _this_thread.niceness = BACKGROUND_NICENESS
+    _this_thread.niceness = niceness
     try:
         yield
     finally:
         _this_thread.niceness = before
+
+
+def in_background():
+    """The queue's encodes: at BACKGROUND_NICENESS."""
+    return at_niceness(BACKGROUND_NICENESS)
+
+
+def in_foreground():
+    """Work the viewers or every other part wait for, cheap in CPU (a film's sound): not niced."""
+    return at_niceness(0)
 
 
 def _child_setup(niceness):

@@ -35,7 +35,7 @@ from sqlalchemy.orm.exc import ObjectDeletedError
 from videoflix import metrics
 from videoflix.extensions import as_utc, db
 from videoflix.media import chunks, conform, ladder, playlists, storyboard
-from videoflix.media.ffmpeg import FFmpegFailed, ffmpeg_binary, run_ffmpeg, source_input
+from videoflix.media.ffmpeg import FFmpegFailed, ffmpeg_binary, in_foreground, run_ffmpeg, source_input
 from videoflix.media.probe import NotAVideo, probe
 from videoflix.pipeline import cleanup
 from videoflix.pipeline import subtitles as subtitle_renditions
@@ -355,8 +355,11 @@ def make_sound(part):
                 db.session.commit()
 
     command = chunks.build_audio_command(part.ffmpeg(), part.source, out, part.film.info)
-    run_ffmpeg(command, part.timeout(part.film.info.duration), on_progress=lambda _s: store_finished(),
-               stderr_path=part.workspace / "sound.log")  # fmt: skip
+    # Every chunk's segments wait for their stretch of it, and a seek far ahead for all of it up to
+    # there, while it costs a few percent of a core: it is not niced behind the chunks' encodes.
+    with in_foreground():
+        run_ffmpeg(command, part.timeout(part.film.info.duration), on_progress=lambda _s: store_finished(),
+                   stderr_path=part.workspace / "sound.log")  # fmt: skip
     store_finished(finished=True)
     for folder in folders[1:]:  # alternative tracks: the playlist ffmpeg measured replaces the planned one
         store.put_file(f"{version}/{folder}/index.m3u8", out / folder / "index.m3u8")
