@@ -13,7 +13,16 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import SPA_ORIGIN, bucket_keys, create_user, make_app, require_or_skip, running_app, spa_client
+from tests.conftest import (
+    SPA_ORIGIN,
+    bucket_keys,
+    create_user,
+    install_video,
+    make_app,
+    require_or_skip,
+    running_app,
+    spa_client,
+)
 from tests.helpers import (
     PASSWORD,
     STAFF,
@@ -420,7 +429,9 @@ def test_migrate_to_s3_copies_every_video_and_runs_again_safely(app_config, buck
         assert refused.exit_code == 1 and "no bucket is configured" in refused.output
 
 
-def test_the_admin_home_reads_storage_from_the_bucket_and_says_when_it_cannot(s3_app, app_config, bucket, clips):
+def test_the_admin_home_and_edit_page_read_storage_from_the_bucket_and_say_when_they_cannot(
+    s3_app, app_config, bucket, clips, transcoded
+):
     assert import_video(s3_app.test_cli_runner(), clips["small"], "Stored").exit_code == 0
     create_user(s3_app, email=STAFF, staff=True)
     staff = s3_app.test_client()
@@ -439,3 +450,9 @@ def test_the_admin_home_reads_storage_from_the_bucket_and_says_when_it_cannot(s3
         page = response.get_data(as_text=True)
         assert 'id="storage-error">The store could not be read: The media store (bucket ' in page
         assert 'id="watching-now"' in page
+        video = install_video(cut_off, transcoded("small"))  # its renditions, storyboard and poster in the bucket
+        edit = staff.get(f"/admin/video/edit/?id={video.id}")
+        assert edit.status_code == 200  # the form, status and audience, without the bucket's figures
+        page = edit.get_data(as_text=True)
+        assert 'id="storage-error">The store could not be read: The media store (bucket ' in page
+        assert 'id="video-status"' in page and f'value="{video.title}"' in page

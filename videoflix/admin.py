@@ -418,11 +418,15 @@ class VideoAdmin(StaffOnly, ModelView):
             kwargs["audience"] = audience.per_video([video.id for video in kwargs.get("data") or ()])
         if template == self.edit_template and kwargs.get("model") is not None:
             video = kwargs["model"]
+            try:  # what the store holds: the form and the facts from the database still help without it
+                stored = dict(rungs=rung_figures(video) if video.hls_path else [], usage=usage.read_video(video),
+                              frames=poster_frames(video), storage_error=None)  # fmt: skip
+            except StorageUnavailable as error:
+                stored = dict(rungs=[], usage=None, frames=[], storage_error=str(error))
             kwargs.update(
-                rungs=rung_figures(video) if video.hls_path else [], status=status_markup(video),
-                error=_error_cell(None, None, video, None), file_size=file_size, usage=usage.read_video(video),
+                status=status_markup(video), error=_error_cell(None, None, video, None), file_size=file_size,
                 seen=audience_summary(audience.per_video([video.id]).get(video.id, audience.NO_AUDIENCE)),
-                frames=poster_frames(video), poster=poster_url(video), pick_form=SecureForm(), clock=clock,
+                poster=poster_url(video), pick_form=SecureForm(), clock=clock, **stored,
             )  # fmt: skip
         return super().render(template, **kwargs)
 
