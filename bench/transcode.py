@@ -4,7 +4,9 @@ pipeline, side by side in one run, on a hard synthetic clip and on real footage.
 Per source and rung: the delivered bits (every segment, video + audio) in kb/s, VMAF (libvmaf of the
 bundled ffmpeg, its default model) against the source scaled to the rung, and the ratios to the
 seed; for the pipeline, the fast ladder (what plays first) and the efficient ladder that replaces
-it, each run through the worker's own code; wall and CPU time; time to first playable and to the
+it, each run through the worker's own code (the fast ladder as one ffmpeg, `steps.encode_whole`:
+bench/chunks.py measures the chunked one and time to playable); wall and CPU time; time to the
+whole fast ladder and to the
 final ladder. Then it checks the goals of issue 10 and exits non-zero if one is missed.
 
     python -m bench.transcode [--seconds 20] [--only NAME ...]
@@ -41,7 +43,7 @@ FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 SEED_RUNGS = (("480p", 854, 480, "1000k"), ("720p", 1280, 720, "2500k"), ("1080p", 1920, 1080, "5000k"))
 VMAF_FLOOR = 0.5  # the pipeline's VMAF may be at most this far below the seed's
 MEDIAN_GOAL = 0.8  # the efficient ladder's median bits ÷ the seed's, over every rung of every source
-FIRST_PLAYABLE_GOAL = 4.0  # times sooner than the seed's wall time (the synthetic 1080p clip)
+FAST_LADDER_GOAL = 4.0  # the whole fast ladder, times sooner than the seed's wall time (synthetic 1080p)
 REALTIME_GOAL = 1.5
 STORYBOARD_SHARE = 0.05  # scrub previews may cost at most this share of the transcode's CPU
 
@@ -166,7 +168,7 @@ def bench_source(name, label, source, workdir):
     pipeline = Pipeline(work)
     video_id = pipeline.add(source)
     with measured() as fast_cost:
-        first_playable, fast_root, sizes, phase = pipeline.run(steps.transcode, video_id)
+        fast_ladder, fast_root, sizes, phase = pipeline.run(steps.encode_whole, video_id)
     assert phase == Phase.OPTIMISING, phase
     fast_copy = work / "fast"
     shutil.copytree(fast_root, fast_copy)  # the efficient ladder replaces (and removes) it
@@ -187,7 +189,7 @@ def bench_source(name, label, source, workdir):
         "fast": measure_ladder(fast_copy, sizes, source, work),
         "efficient": measure_ladder(efficient_root, sizes, source, work),
         "seed_wall": seed_cost["wall"], "seed_cpu": seed_cost["cpu"],
-        "first_playable": first_playable, "final": first_playable + optimised,
+        "fast_ladder": fast_ladder, "final": fast_ladder + optimised,
         "cpu": fast_cost["cpu"] + efficient_cost["cpu"],
         "storyboard_cpu": 2 * storyboard_cost["cpu"],  # one per pass
     }  # fmt: skip
@@ -205,9 +207,9 @@ def report_source(result):
                          f"{kbps / seed_kbps:.2f}×", f"{score - seed_vmaf:+.2f}"])  # fmt: skip
     print(table(["ladder", "rung", "size", "kb/s", "VMAF", "bits ÷ seed", "VMAF − seed"], rows))
     print(f"\nseed: {result['seed_wall']:.1f} s wall, {result['seed_cpu']:.1f} CPU s (all three rungs); "
-          f"pipeline: first playable after {result['first_playable']:.1f} s "
-          f"({result['seed_wall'] / result['first_playable']:.2f}× sooner than the seed, "
-          f"{result['duration'] / result['first_playable']:.2f}× realtime), final ladder after "
+          f"pipeline: whole fast ladder after {result['fast_ladder']:.1f} s "
+          f"({result['seed_wall'] / result['fast_ladder']:.2f}× sooner than the seed, "
+          f"{result['duration'] / result['fast_ladder']:.2f}× realtime), final ladder after "
           f"{result['final']:.1f} s, {result['cpu']:.1f} CPU s for both passes, of which the storyboards "
           f"{result['storyboard_cpu']:.2f} CPU s ({result['storyboard_cpu'] / result['cpu']:.1%})\n")  # fmt: skip
 
@@ -225,10 +227,10 @@ def goals(results):
         checks.append((f"{result['name']}: storyboards {share:.1%} of the transcode's CPU", share < STORYBOARD_SHARE))
     synthetic = next((r for r in results if r["name"] == "synthetic"), None)
     if synthetic:
-        sooner = synthetic["seed_wall"] / synthetic["first_playable"]
-        realtime = synthetic["duration"] / synthetic["first_playable"]
-        checks.append((f"synthetic: first playable {sooner:.2f}× sooner than the seed", sooner >= FIRST_PLAYABLE_GOAL))
-        checks.append((f"synthetic: first playable at {realtime:.2f}× realtime", realtime >= REALTIME_GOAL))
+        sooner = synthetic["seed_wall"] / synthetic["fast_ladder"]
+        realtime = synthetic["duration"] / synthetic["fast_ladder"]
+        checks.append((f"synthetic: whole fast ladder {sooner:.2f}× sooner than the seed", sooner >= FAST_LADDER_GOAL))
+        checks.append((f"synthetic: whole fast ladder at {realtime:.2f}× realtime", realtime >= REALTIME_GOAL))
     ratios = {f"{r['name']} {rung}": kbps / r["seed"][rung][0] for r in results
               for rung, (kbps, _s, _z) in r["efficient"].items()}  # fmt: skip
     median = statistics.median(ratios.values())
