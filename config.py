@@ -154,8 +154,11 @@ class Config:
     # Per-rung x264 settings; see videoflix/media/ladder.py for the defaults.
     TRANSCODE_PRESET = _env("TRANSCODE_PRESET")
     TRANSCODE_TIMEOUT_FACTOR = float(_env("TRANSCODE_TIMEOUT_FACTOR", "10"))
-    # After the fast ladder plays, replace it with the efficient one (per-title CRF, x264 slow).
+    # After the fast ladder plays, replace it with the efficient one (per-title CRF).
     TRANSCODE_OPTIMISE = _flag("TRANSCODE_OPTIMISE", True)
+    # The efficient ladder's x264 preset (its analysis and its encode), the bill against the bits;
+    # unset: media/ladder.py's.
+    EFFICIENT_PRESET = _env("EFFICIENT_PRESET")
 
 
 class DevelopmentConfig(Config):

@@ -2,6 +2,7 @@
 efficient one while the video plays. Real ffmpeg on tiny generated clips."""
 
 import json
+import re
 import subprocess
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -208,3 +209,21 @@ def test_the_reference_is_measured_after_its_rate_control_settled(tmp_path, clip
     frames = json.loads(log.read_text())["frames"]
     assert len(frames) == 50  # only the second measured
     assert min(frame["metrics"]["vmaf"] for frame in frames) > 60  # each paired with its own source frame
+
+
+def x264_subme(segment):
+    """The subpixel-refinement level x264 wrote into the stream's settings (one per preset)."""
+    with av.open(str(segment)) as container:
+        first = bytes(next(container.demux(video=0)))
+    return int(re.search(rb"subme=(\d+)", first).group(1))
+
+
+@pytest.mark.parametrize(("preset", "subme"), [(None, 9), ("veryfast", 2)])
+def test_operators_choose_the_efficient_ladders_preset(app, short_fast_video, preset, subme):
+    """EFFICIENT_PRESET trades the bill against the bits; unset, the ladder's own (slower: subme 9)."""
+    app.config["EFFICIENT_PRESET"] = preset
+    with app.app_context():
+        assert optimise(short_fast_video.id, short_fast_video.job_id) == Status.READY
+    video = get_video(app, short_fast_video.id)
+    assert video.phase == Phase.OPTIMISED
+    assert x264_subme(rendition_dir(app, video, "480p") / "000.ts") == subme

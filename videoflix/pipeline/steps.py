@@ -81,6 +81,9 @@ def probe_source(t):
 
 def plan(t):
     t.rungs = ladder.build_ladder(t.info, t.ladder.specs)
+    preset = current_app.config["EFFICIENT_PRESET"]
+    if t.ladder is EFFICIENT and preset:
+        t.rungs = [Rung(dataclasses.replace(rung.spec, preset=preset), rung.width, rung.height) for rung in t.rungs]
 
 
 def choose_crfs(t):
