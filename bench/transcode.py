@@ -204,7 +204,11 @@ def bench_source(name, label, source, workdir, efficient_preset=None):
     board = storyboard.plan(info.duration, *sizes[lowest])
     (work / "storyboard").mkdir()
     with measured() as storyboard_cost:
-        run(storyboard.build_command(FFMPEG, fast_copy / lowest / "index.m3u8", work / "storyboard", board))
+        run(
+            storyboard.build_command(
+                FFMPEG, storyboard.rendition_input(fast_copy / lowest / "index.m3u8"), work / "storyboard", board
+            )
+        )
     if not (fast_copy / storyboard.TRACK).exists():
         raise SystemExit("the pipeline made no storyboard: no figure reported")
     result = {
