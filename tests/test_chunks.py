@@ -183,6 +183,37 @@ def test_a_finished_chunked_ladder_has_whole_segments_and_seamless_joins(app, ru
     )
 
 
+def own_sound_rows(app):
+    with app.app_context():
+        return set(db.session.scalars(sa.select(TranscodePart.number).where(TranscodePart.own_sound.is_(True))))
+
+
+def test_a_seek_ahead_of_the_films_sound_is_made_with_its_own_and_made_again_with_the_films(app, client, auth, film):
+    """A viewer does not wait for the film's sound to get there (on a long film, a minute of reading
+    the whole source): the segment carries its own stretch of sound at once; before the finish its
+    chunk is made again with the film's sound, so the published film has one sound without a join."""
+    video_id = started(app, film)  # the sound is queued, not running
+    auth.signed_in()
+    response = client.get(f"/api/video/{video_id}/480p/002.ts")  # hurried: made alone, with its own sound
+    assert response.status_code == 200
+    assert own_sound_rows(app) == {2}
+    version = Path(app.config["MEDIA_ROOT"]) / get_video(app, video_id).hls_path
+    sound, pictures = (packets([version / "480p" / "002.ts"], kind) for kind in ("audio", "video"))
+    aac_priming = 1024 / 48000  # the encoder's first frame starts this much before the stretch
+    assert float(min(pictures)[0] - sound[0][0]) == pytest.approx(aac_priming, abs=0.002)  # where it sits
+    assert float(sound[-1][0] + sound[-1][1] - sound[0][0]) == pytest.approx(6.0 + aac_priming, abs=0.03)
+    with app.app_context():  # the rest as workers make them: the last part done queues chunk 2 again
+        tasks.transcode_sound(video_id, "f" * 32)
+        for number in (0, 1, 3):
+            tasks.transcode_chunk(video_id, "f" * 32, number)
+    video = get_video(app, video_id)
+    assert (video.status, video.phase, video.progress) == (Status.READY, Phase.FAST, 100)
+    version = Path(app.config["MEDIA_ROOT"]) / video.hls_path
+    sound = packets([version / "480p" / chunks.segment_name(n) for n in range(5)], "audio")
+    for before, after in zip(sound, sound[1:], strict=False):  # the film's one sound throughout
+        assert after[0] == before[0] + before[1]
+
+
 def test_a_chunk_whose_sound_is_not_under_way_goes_back_to_the_queue_without_holding_a_thread(app, film):
     video_id = started(app, film)  # the sound is queued, not running: nobody makes it right now
     with app.app_context():

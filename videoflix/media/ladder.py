@@ -137,10 +137,11 @@ def _filter_graph(probe, rungs, cascade, hold_end=False):
 
 
 def build_hls_command(ffmpeg, source, out_dir, probe, rungs, preset=None, cascade=True, gop_seconds=FAST_GOP_SECONDS,
-                      chunk=None):  # fmt: skip
+                      chunk=None, own_sound=False):  # fmt: skip
     """One ffmpeg process that writes every rung as an HLS rendition into out_dir/<name>/. With a
     `chunk` (media/chunks.py), only the pictures of that stretch, from an exact seek, as segments
-    numbered and timed where they sit in the film; the sound is made apart, once."""
+    numbered and timed where they sit in the film; the sound is made apart, once, unless the chunk
+    takes its `own_sound` (its stretch of the first track, for a viewer who cannot wait for it)."""
     gop = keyframe_interval(probe.fps, gop_seconds)
     command = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
     if chunk is not None:
@@ -149,7 +150,7 @@ def build_hls_command(ffmpeg, source, out_dir, probe, rungs, preset=None, cascad
     # the duration, so the fast and efficient ladders' last segments are equal.
     graph = _filter_graph(probe, rungs, cascade, hold_end=chunk is None or chunk.last)
     command += [*source_input(source), "-filter_complex", graph]
-    with_audio = probe.has_audio and chunk is None
+    with_audio = probe.has_audio and (chunk is None or own_sound)
     stream_map = []
     for index, rung in enumerate(rungs):
         spec = rung.spec
@@ -170,7 +171,7 @@ def build_hls_command(ffmpeg, source, out_dir, probe, rungs, preset=None, cascad
             entry += f",a:{index}"
         stream_map.append(f"{entry},name:{rung.name}")
     # Every further audio track: an audio-only rendition audio/<n>/ (HLS alternative audio).
-    for number in range(1, len(probe.audio_tracks) if with_audio else 0):
+    for number in range(1, len(probe.audio_tracks) if with_audio and chunk is None else 0):
         output_index = len(rungs) + number - 1
         command += ["-map", f"0:a:{number}", f"-b:a:{output_index}", f"{ALTERNATIVE_AUDIO_KBPS}k"]
         stream_map.append(f"a:{output_index},name:{alternative_audio_folder(number)}")

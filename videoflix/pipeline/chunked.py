@@ -46,6 +46,9 @@ from videoflix.videos.models import PartKind, PartState, Phase, Status, Transcod
 
 log = logging.getLogger(__name__)
 SOUND_POLL_SECONDS = 0.25
+# A viewer's chunk waits for the film's sound if the sound is at most this many segments short of
+# it (seconds at the sound's speed); further, it takes its own (takes_own_sound).
+SOUND_LEAD_SEGMENTS = 10
 CANCELLED, SKIPPED, DONE, FAILED, WAITING = "cancelled", "skipped", "done", "failed", "waiting"
 
 
@@ -160,7 +163,7 @@ class Part:
         self._lost = threading.Event()
         self._beat = threading.Thread(target=self._run, daemon=True)
         self.film = self.source = self.video = self.chunk = None
-        self.claimed = False
+        self.claimed = self.hurried = False
 
     def row(self):
         """The WHERE clause of this part's row."""
@@ -191,10 +194,12 @@ class Part:
         self.source = shared_source(self.video_id, self.job_id, self.video.source_path)
         self.film = Film.of(probe(self.source))
         if self.kind == PartKind.CHUNK:  # its segments are its row's: a seek may have split the planned chunk
-            count = db.session.scalar(sa.select(TranscodePart.segment_count).where(self.row()))
-            if count is None:  # the video went (and its rows with it) since the claim
+            row = db.session.execute(sa.select(TranscodePart.segment_count, TranscodePart.hurried).where(self.row()))
+            found = row.first()
+            if found is None:  # the video went (and its rows with it) since the claim
                 raise Cancelled()
-            self.chunk = chunks.chunk_at(self.film.durations, self.number, count)
+            self.chunk = chunks.chunk_at(self.film.durations, self.number, found.segment_count)
+            self.hurried = found.hurried
         return True
 
     def owned_video(self):
@@ -372,19 +377,38 @@ class SoundNotYet(Exception):
     itself may need."""
 
 
+def sound_progress(part):
+    """The sound part's row (state, segments_done, heartbeat_at); Cancelled once the job's rows are gone."""
+    row = db.session.execute(
+        sa.select(TranscodePart.state, TranscodePart.segments_done, TranscodePart.heartbeat_at).where(
+            TranscodePart.video_id == part.video_id, TranscodePart.job_id == part.job_id,
+            TranscodePart.kind == PartKind.SOUND)
+    ).first()  # fmt: skip
+    db.session.commit()  # a fresh snapshot on the next read
+    if row is None:
+        raise Cancelled()
+    return row
+
+
+def takes_own_sound(part):
+    """Whether a chunk is made with its own stretch of sound: a viewer waits for it (it is hurried)
+    and the film's sound is not under way or more than SOUND_LEAD_SEGMENTS short of it, which on a
+    long film from a slow disk is a minute of reading the whole source. It is made again with the
+    film's sound before the finish (record_chunk_done), so the film's sound has no join."""
+    if not (part.hurried and part.film.info.has_audio):
+        return False
+    sound = sound_progress(part)
+    if sound.state == PartState.DONE:
+        return False
+    return sound.state != PartState.RUNNING or sound.segments_done + SOUND_LEAD_SEGMENTS < part.chunk.first_segment
+
+
 def wait_for_sound(part, through=None):
     """The number of audio segments stored once the sound covers segment `through` (or is whole);
     waits only while a live worker makes it, else SoundNotYet. With no `through`: returns as soon as
     the sound is seen under way (or done)."""
     while True:
-        row = db.session.execute(
-            sa.select(TranscodePart.state, TranscodePart.segments_done, TranscodePart.heartbeat_at).where(
-                TranscodePart.video_id == part.video_id, TranscodePart.job_id == part.job_id,
-                TranscodePart.kind == PartKind.SOUND)
-        ).first()  # fmt: skip
-        db.session.commit()  # a fresh snapshot on the next read
-        if row is None:
-            raise Cancelled()
+        row = sound_progress(part)
         if row.state == PartState.DONE or (through is not None and row.segments_done > through):
             return row.segments_done
         beating = row.heartbeat_at is not None and as_utc(row.heartbeat_at) > datetime.now(UTC) - stale_after()
@@ -401,15 +425,18 @@ def wait_for_sound(part, through=None):
 
 def make_chunk(part):
     film, chunk, store = part.film, part.chunk, media_store()
-    if film.info.has_audio:
+    own_sound = takes_own_sound(part)
+    joins_sound = film.info.has_audio and not own_sound
+    if joins_sound:
         wait_for_sound(part)  # the sound under way or done, before a minute of encoding is spent
     out = part.workspace / "hls"
     preset = current_app.config["TRANSCODE_PRESET"]
-    command = ladder.build_hls_command(part.ffmpeg(), part.source, out, film.info, film.rungs, preset, chunk=chunk)
+    command = ladder.build_hls_command(part.ffmpeg(), part.source, out, film.info, film.rungs, preset, chunk=chunk,
+                                       own_sound=own_sound)  # fmt: skip
     run_ffmpeg(command, part.timeout(chunk.seconds), on_progress=part.check, stderr_path=part.workspace / "chunk.log")
     expected = [chunks.segment_name(number) for number in chunk.segments]
     audio_count = 0  # audio segments stored: those this chunk joins are among them
-    if film.info.has_audio:
+    if joins_sound:
         audio_count = wait_for_sound(part, chunk.segments[-1] if not chunk.last else len(film.durations))
     made, stored, joins = {}, {}, []
     for rung in film.rungs:
@@ -432,7 +459,8 @@ def make_chunk(part):
     for key, path in stored.items():
         store.put_file(key, path)
     sizes = iter(path.stat().st_size for path in stored.values())
-    part.done(made={name: [[seconds, next(sizes)] for seconds in durations] for name, durations in made.items()})
+    made = {name: [[seconds, next(sizes)] for seconds in durations] for name, durations in made.items()}
+    part.done(made=made, own_sound=own_sound)
     if chunk.number == 0:  # the film's start is there to play
         queued_at = db.session.scalar(sa.select(TranscodePart.queued_at).where(part.row()))
         if queued_at is not None:
@@ -572,8 +600,10 @@ def seconds_made(made):
 
 
 def record_chunk_done(video_id, job_id):
-    """After a chunk: the video's progress, and whether this was the last (then the finish part is
-    written, exactly once: the unique row is the claim)."""
+    """After a chunk or the sound: the video's progress; once every part is done, the chunks made
+    with their own sound queued again (to be made with the film's), or else whether the finish is
+    this caller's to run (its row is written exactly once: the unique row is the claim). Returns
+    (finish, the numbers of the chunks to queue again)."""
     rows = parts_of(video_id, job_id)
     total = [row for row in rows if row.kind == PartKind.CHUNK]
     done = [row for row in total if row.state == PartState.DONE]
@@ -582,14 +612,28 @@ def record_chunk_done(video_id, job_id):
     update_owned(video_id, job_id, progress=max(0, min(99, int(100 * seconds / duration))))
     sound_pending = any(row.state != PartState.DONE for row in rows if row.kind == PartKind.SOUND)
     if len(done) < len(total) or sound_pending:
-        return False
+        return False, []
+    own_sound = [(row.id, row.number) for row in done if row.own_sound]
+    if own_sound:  # the caller that sets them back queues them; the last of them to be done finishes
+        return False, [number for row_id, number in own_sound if again_with_film_sound(row_id)]
     db.session.add(TranscodePart(video_id=video_id, job_id=job_id, kind=PartKind.FINISH, number=0))
     try:
         db.session.commit()
     except sa.exc.IntegrityError:  # another part got there first
         db.session.rollback()
-        return False
-    return True
+        return False, []
+    return True, []
+
+
+def again_with_film_sound(row_id):
+    """Set a chunk made with its own sound back to the queue, if nobody else did (compare and set).
+    Its segments keep playing meanwhile: the new ones replace them in place."""
+    taken = db.session.execute(
+        sa.update(TranscodePart).where(TranscodePart.id == row_id, TranscodePart.own_sound.is_(True))
+        .values(state=PartState.QUEUED, own_sound=False, hurried=False)
+    ).rowcount  # fmt: skip
+    db.session.commit()
+    return bool(taken)
 
 
 def hurry(video_id, job_id, segment):

@@ -85,7 +85,12 @@ def transcode_poster(video_id, job_id, task=None):
 
 
 def after_part(video_id, job_id, result):
-    if result == chunked.DONE and chunked.record_chunk_done(video_id, job_id):
+    if result != chunked.DONE:
+        return
+    finish, again = chunked.record_chunk_done(video_id, job_id)
+    for number in again:  # made with their own sound for a viewer: now with the film's
+        transcode_chunk(video_id, job_id, number, priority=chunk_priority(number))
+    if finish:
         finish_transcode(video_id, job_id, priority=FINISH_PRIORITY)
 
 
@@ -277,10 +282,14 @@ def transcode_in_process(video_id, job_id, retries_left=0):
         return status
     order = {PartKind.SOUND: 0, PartKind.CHUNK: 1, PartKind.POSTER: 2}
     parts = sorted((order[part.kind], part.number, part.kind) for part in chunked.parts_of(video_id, job_id))
-    for _order, number, kind in parts:
+    while parts:
+        _order, number, kind = parts.pop(0)
         result = chunked.run_part(video_id, job_id, kind, number, PART_WORK[kind], retries_left)
-        if result == chunked.DONE and kind != PartKind.POSTER and chunked.record_chunk_done(video_id, job_id):
-            result = chunked.run_part(video_id, job_id, PartKind.FINISH, 0, chunked.finish, retries_left)
+        if result == chunked.DONE and kind != PartKind.POSTER:
+            finish, again = chunked.record_chunk_done(video_id, job_id)
+            parts += [(1, again_number, PartKind.CHUNK) for again_number in again]
+            if finish:
+                result = chunked.run_part(video_id, job_id, PartKind.FINISH, 0, chunked.finish, retries_left)
         if result in (chunked.FAILED, chunked.CANCELLED):
             break
     video = db.session.get(Video, video_id, populate_existing=True)

@@ -117,6 +117,8 @@ class TranscodePart(db.Model):
     heartbeat_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     queued_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))  # the job's, for time to playable
     hurried: Mapped[bool] = mapped_column(default=False)  # queued again ahead of the rest for a viewer
+    # A chunk made with its own stretch of sound (hurried ahead of the film's): made again before the finish.
+    own_sound: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     segments_done: Mapped[int] = mapped_column(default=0)  # the sound: segments stored so far
     made: Mapped[dict | None] = mapped_column(sa.JSON)  # a chunk: {rung: [[seconds, bytes], ...]}
 
