@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from tests.conftest import FFMPEG
-from videoflix.media import conform
+from videoflix.media import chunks, conform, ladder
 from videoflix.media.ladder import (
     STANDARD_RUNGS,
     build_hls_command,
@@ -82,6 +82,15 @@ def test_one_command_encodes_every_rung_with_aligned_keyframes():
         assert _option_values(command, f"-preset:v:{index}") == [spec.preset]
         assert _option_values(command, f"-x264-params:v:{index}") == ([spec.x264_params] if spec.x264_params else [])
         assert _option_values(command, f"-maxrate:v:{index}") == [f"{spec.maxrate_kbps}k"]
+
+
+def test_a_chunk_starts_with_its_rate_cap_buffer_as_a_film_in_progress_has_it():
+    source = probe(1920, 1080, fps=30)
+    chunk = chunks.plan_chunks(chunks.segment_durations(source.duration))[1]
+    command = build_hls_command("ffmpeg", "in.mp4", "/out", source, build_ladder(source), chunk=chunk)
+    for index, spec in enumerate(STANDARD_RUNGS):
+        expected = ":".join([*filter(None, [spec.x264_params]), f"vbv-init={ladder.CHUNK_VBV_INIT}"])
+        assert _option_values(command, f"-x264-params:v:{index}") == [expected]
 
 
 def test_source_without_audio_maps_video_only():
