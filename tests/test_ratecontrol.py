@@ -53,6 +53,19 @@ def test_easy_content_gets_a_high_crf():
     assert choice.measured.vmaf >= choice.target
 
 
+def test_a_rung_searched_from_the_crf_of_the_rung_below_takes_fewer_probes():
+    below = ratecontrol.Choice(crf=27.4, measured=Sample(vmaf=90.4, kbps=2000.0), target=90.3, budget_kbps=2500,
+                               probes=4)  # fmt: skip
+    assert ratecontrol.first_guess(below) == 27 and ratecontrol.first_guess(None) == ratecontrol.CRF_FIRST
+    cold, warm = content(vmaf_per_step=0.5), content(vmaf_per_step=0.5)  # the target is met up to CRF 29.4
+    from_default = choose_crf(cold[0], Sample(vmaf=90.0, kbps=9000.0), budget=9000.0)
+    from_below = choose_crf(
+        warm[0], Sample(vmaf=90.0, kbps=9000.0), budget=9000.0, first=ratecontrol.first_guess(below)
+    )
+    assert from_below.crf == from_default.crf == 29.4
+    assert (warm[1], cold[1]) == ([27, 28, 29, 30], [23, 26, 28, 29, 30])  # a probe fewer
+
+
 # --- the whole rung checked after it is encoded (a fake encoder: no ffmpeg) ---
 
 

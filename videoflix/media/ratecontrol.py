@@ -152,6 +152,13 @@ def video_budget(spec, reference):
     return reference.kbps + REFERENCE_AUDIO_KBPS - spec.audio_kbps
 
 
+def first_guess(previous):
+    """Where the search of a rung starts: at the CRF the rung below settled on (the rungs of one
+    title land within a few steps of each other: 25.7, 25.5, 27.4 on bench/transcode.py's
+    synthetic clip), each probe of it at this rung's size costing more than the whole search below."""
+    return CRF_FIRST if previous is None else min(CRF_HIGHEST, max(CRF_LOWEST, round(previous.crf)))
+
+
 def choose_crf(measure, reference, budget, margin=VMAF_MARGIN, first=CRF_FIRST, max_probes=MAX_PROBES):
     """The CRF for one rung, given measure(crf) -> Sample, the reference's Sample and a video bit
     budget: the highest CRF that reaches the reference's VMAF plus `margin`, moved up while it would

@@ -39,7 +39,8 @@ def choose_crfs(t, on_progress):
         try:
             reference = measure(rung)
             budget = ratecontrol.video_budget(rung.spec, reference)
-            choice = ratecontrol.choose_crf(lambda crf, rung=rung: measure(rung, crf), reference, budget)
+            first = ratecontrol.first_guess(choices.get(t.rungs[index - 1].name) if index else None)
+            choice = ratecontrol.choose_crf(lambda crf, rung=rung: measure(rung, crf), reference, budget, first=first)
         except FFmpegFailed as error:
             log.warning("video %s: no per-title CRF for %s (%s); the default applies", t.video.id, rung.name, error)
             chosen.append(rung)
