@@ -27,6 +27,7 @@ from videoflix.extensions import db
 from videoflix.media import ratecontrol
 from videoflix.media.ladder import EFFICIENT_RUNGS, build_ladder
 from videoflix.media.probe import probe
+from videoflix.pipeline.analysis import video_frames
 from videoflix.pipeline.cleanup import delete_video_media
 from videoflix.pipeline.steps import optimise
 from videoflix.pipeline.tasks import enqueue_transcode, recover_stalled_jobs
@@ -195,20 +196,21 @@ def test_staff_see_the_phase_in_the_video_list(app, fast_video):
 
 def test_the_reference_is_measured_after_its_rate_control_settled(tmp_path, clips):
     """The fixed-bitrate reference plays the samples twice; VMAF pairs only the second play's frames
-    with the samples, frame for frame (a fixed-bitrate encoder's first seconds are not a film's)."""
+    with the samples, frame for frame, also when the samples end between two frames (1.7 s at 25 fps)."""
     info = probe(clips["small"])
     samples, encoded, log = tmp_path / "samples.mp4", tmp_path / "reference.mp4", tmp_path / "vmaf.json"
-    subprocess.run(ratecontrol.build_sample_command(FFMPEG, clips["small"], samples, [(0.0, 2.0)], info), check=True)
+    subprocess.run(ratecontrol.build_sample_command(FFMPEG, clips["small"], samples, [(0.0, 1.7)], info), check=True)
+    frames, seconds = video_frames(samples)
+    assert frames in (42, 43) and seconds == pytest.approx(frames / 25)
     rung = build_ladder(info, EFFICIENT_RUNGS)[0]
     subprocess.run(ratecontrol.build_probe_command(FFMPEG, samples, encoded, rung, 50), check=True)
-    skip = ratecontrol.reference_skip(2.0)
-    command = ratecontrol.build_vmaf_command(FFMPEG, encoded, samples, rung.width, rung.height, log, skip_seconds=skip)
+    skip = ratecontrol.reference_skip(frames)
+    command = ratecontrol.build_vmaf_command(FFMPEG, encoded, samples, rung.width, rung.height, log, skip_frames=skip)
     subprocess.run(command, check=True)
-    with av.open(str(encoded)) as container:
-        assert container.streams.video[0].frames == 2 * 50  # both plays encoded
-    frames = json.loads(log.read_text())["frames"]
-    assert len(frames) == 50  # only the second measured
-    assert min(frame["metrics"]["vmaf"] for frame in frames) > 60  # each paired with its own source frame
+    assert video_frames(encoded)[0] == 2 * frames  # both plays encoded
+    scores = [frame["metrics"]["vmaf"] for frame in json.loads(log.read_text())["frames"]]
+    assert len(scores) == frames  # only the second measured
+    assert min(scores) > 90  # each paired with its own source frame
 
 
 def x264_subme(segment):

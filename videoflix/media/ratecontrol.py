@@ -116,14 +116,16 @@ def build_probe_command(ffmpeg, sample, target, rung, gop, crf=None):
     return command
 
 
-def build_vmaf_command(ffmpeg, distorted, reference, width, height, log_path, threads=2, skip_seconds=0):
+def build_vmaf_command(ffmpeg, distorted, reference, width, height, log_path, threads=2, skip_frames=0):
     """VMAF (libvmaf, its default model) of `distorted` against `reference` scaled to width x height,
-    leaving out the first `skip_seconds` of `distorted`. Both are tagged alike first (BT.709,
-    limited, as every rendition is): where one input is tagged and the other not, ffmpeg converts
-    one to match before libvmaf sees them, which cost 30 VMAF points of nothing but arithmetic on a
-    synthetic clip. The reference must be limited-range SDR."""
+    leaving out the first `skip_frames` of `distorted` (frames, not seconds: samples cut at 5.3 s
+    of a 25 fps clip hold 132 frames, and one frame off paired every frame with the next, VMAF 72
+    for 92). Both are tagged alike first (BT.709, limited, as every rendition is): where one input
+    is tagged and the other not, ffmpeg converts one to match before libvmaf sees them, which cost
+    30 VMAF points of nothing but arithmetic on a synthetic clip. The reference must be
+    limited-range SDR."""
     tags = conform.TAGGED_BT709
-    skipped = f"trim=start={skip_seconds}," if skip_seconds else ""
+    skipped = f"trim=start_frame={skip_frames}," if skip_frames else ""
     graph = (
         f"[0:v]{skipped}{tags},setpts=PTS-STARTPTS[d];"
         f"[1:v]scale={width}:{height}:flags=bicubic,setsar=1,{tags},setpts=PTS-STARTPTS[r];"
@@ -135,9 +137,9 @@ def build_vmaf_command(ffmpeg, distorted, reference, width, height, log_path, th
     ]  # fmt: skip
 
 
-def reference_skip(seconds):
-    """How much of the reference encode of `seconds` of samples VMAF leaves out: every play but the last."""
-    return seconds * (REFERENCE_PLAYS - 1)
+def reference_skip(frames):
+    """How many frames of the reference encode of `frames` of samples VMAF leaves out: every play but the last."""
+    return frames * (REFERENCE_PLAYS - 1)
 
 
 def read_vmaf(log_text):

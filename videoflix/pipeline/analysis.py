@@ -5,11 +5,21 @@ measured (an ffmpeg without libvmaf), the rungs keep the ladder's default CRF un
 import dataclasses
 import logging
 
+import av
+
 from videoflix.media import ratecontrol
 from videoflix.media.ffmpeg import FFmpegFailed, run_ffmpeg
 from videoflix.media.ladder import Rung, keyframe_interval
 
 log = logging.getLogger(__name__)
+
+
+def video_frames(path):
+    """How many frames the video of `path` holds, and their seconds (from its packets: no decoding)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        durations = [packet.duration or 0 for packet in container.demux(stream) if packet.size]
+        return len(durations), float(sum(durations) * stream.time_base)
 
 
 def choose_crfs(t, on_progress):
@@ -20,18 +30,18 @@ def choose_crfs(t, on_progress):
     windows = ratecontrol.sample_windows(t.info.duration)
     run_ffmpeg(ratecontrol.build_sample_command(ffmpeg, t.source, samples, windows, t.info), t.timeout())
     gop = keyframe_interval(t.info.fps, t.ladder.gop_seconds)
-
-    seconds = sum(length for _start, length in windows)
+    frames, seconds = video_frames(samples)
 
     def measure(rung, crf=None):
         encoded, vmaf_log = workspace / "probe.mp4", workspace / "vmaf.json"
         run_ffmpeg(ratecontrol.build_probe_command(ffmpeg, samples, encoded, rung, gop, crf), t.timeout())
-        skip = ratecontrol.reference_skip(seconds) if crf is None else 0
+        skip = ratecontrol.reference_skip(frames) if crf is None else 0
         command = ratecontrol.build_vmaf_command(
-            ffmpeg, encoded, samples, rung.width, rung.height, vmaf_log, skip_seconds=skip
+            ffmpeg, encoded, samples, rung.width, rung.height, vmaf_log, skip_frames=skip
         )
         run_ffmpeg(command, t.timeout())
-        kbps = encoded.stat().st_size * 8 / (seconds + skip) / 1000  # the reference's bits over every play
+        plays = ratecontrol.REFERENCE_PLAYS if crf is None else 1
+        kbps = encoded.stat().st_size * 8 / (seconds * plays) / 1000  # the reference's bits over every play
         return ratecontrol.Sample(vmaf=ratecontrol.read_vmaf(vmaf_log.read_text()), kbps=kbps)
 
     chosen, choices = [], {}
