@@ -203,8 +203,10 @@ def test_the_reference_is_measured_after_its_rate_control_settled(tmp_path, clip
     frames, seconds = video_frames(samples)
     assert frames in (42, 43) and seconds == pytest.approx(frames / 25)
     rung = build_ladder(info, EFFICIENT_RUNGS)[0]
-    subprocess.run(ratecontrol.build_probe_command(FFMPEG, samples, encoded, rung, 50), check=True)
-    skip = ratecontrol.reference_skip(frames)
+    plays = ratecontrol.reference_plays([(0.0, 1.7)], info.duration)  # an excerpt: settled
+    assert plays == ratecontrol.REFERENCE_PLAYS == 2 and ratecontrol.reference_plays([(0.0, 2.0)], 2.0) == 1
+    subprocess.run(ratecontrol.build_probe_command(FFMPEG, samples, encoded, rung, 50, plays=plays), check=True)
+    skip = ratecontrol.reference_skip(frames, plays)
     command = ratecontrol.build_vmaf_command(FFMPEG, encoded, samples, rung.width, rung.height, log, skip_frames=skip)
     subprocess.run(command, check=True)
     assert video_frames(encoded)[0] == 2 * frames  # both plays encoded

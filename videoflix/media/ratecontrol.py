@@ -29,7 +29,8 @@ CRF_FIRST, CRF_LOWEST, CRF_HIGHEST = 23, 14, 34
 # A fixed-bitrate encoder needs seconds of history before it settles: on a grainy 1080p clip x264's
 # first 4 s reached VMAF 70-85 and the rest 90, so the reference measured on 6 s of samples was 8
 # points below what it gives a film, and the target with it. The reference encodes the samples
-# twice in a row and only the second time is measured: 91.9 against 90.6 steady on the clip.
+# twice in a row and only the second time is measured: 91.9 against 90.6 steady on the clip (a
+# video no longer than its samples is played once: that is the seed's whole encode of it).
 REFERENCE_PLAYS = 2
 MAX_PROBES = 3  # per search (quality, then bits)
 EXTRA_PROBES = 2  # more, while the bracket around the answer is still wider than WIDE_BRACKET
@@ -96,14 +97,14 @@ def build_sample_command(ffmpeg, source, target, windows, probe):
     ]  # fmt: skip
 
 
-def build_probe_command(ffmpeg, sample, target, rung, gop, crf=None):
+def build_probe_command(ffmpeg, sample, target, rung, gop, crf=None, plays=1):
     """The samples encoded at the rung's size: as the efficient ladder would at `crf` (under its
     cap), or, without `crf`, as the reference ladder would (fixed bitrate, x264 medium), played
-    REFERENCE_PLAYS times in a row: only the last is measured (reference_share)."""
+    `plays` times in a row (reference_plays): only the last is measured (reference_skip)."""
     spec = rung.spec
     command = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
-    if crf is None:
-        command += ["-stream_loop", str(REFERENCE_PLAYS - 1)]
+    if plays > 1:
+        command += ["-stream_loop", str(plays - 1)]
     command += ["-i", str(sample)]
     command += ["-vf", f"scale={rung.width}:{rung.height}:flags=bicubic,setsar=1", "-an", "-c:v", "libx264"]
     if crf is None:
@@ -137,9 +138,16 @@ def build_vmaf_command(ffmpeg, distorted, reference, width, height, log_path, th
     ]  # fmt: skip
 
 
-def reference_skip(frames):
+def reference_plays(windows, duration):
+    """How many times the reference plays the samples: once when they are the whole video (that is
+    the seed's encode of it, its unsettled start included), else REFERENCE_PLAYS (a film's encode
+    is mostly settled)."""
+    return 1 if windows == [(0.0, duration)] else REFERENCE_PLAYS
+
+
+def reference_skip(frames, plays):
     """How many frames of the reference encode of `frames` of samples VMAF leaves out: every play but the last."""
-    return frames * (REFERENCE_PLAYS - 1)
+    return frames * (plays - 1)
 
 
 def read_vmaf(log_text):

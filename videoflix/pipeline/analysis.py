@@ -31,16 +31,17 @@ def choose_crfs(t, on_progress):
     run_ffmpeg(ratecontrol.build_sample_command(ffmpeg, t.source, samples, windows, t.info), t.timeout())
     gop = keyframe_interval(t.info.fps, t.ladder.gop_seconds)
     frames, seconds = video_frames(samples)
+    reference_plays = ratecontrol.reference_plays(windows, t.info.duration)
 
     def measure(rung, crf=None):
         encoded, vmaf_log = workspace / "probe.mp4", workspace / "vmaf.json"
-        run_ffmpeg(ratecontrol.build_probe_command(ffmpeg, samples, encoded, rung, gop, crf), t.timeout())
-        skip = ratecontrol.reference_skip(frames) if crf is None else 0
+        plays = reference_plays if crf is None else 1
+        run_ffmpeg(ratecontrol.build_probe_command(ffmpeg, samples, encoded, rung, gop, crf, plays), t.timeout())
+        skip = ratecontrol.reference_skip(frames, plays)
         command = ratecontrol.build_vmaf_command(
             ffmpeg, encoded, samples, rung.width, rung.height, vmaf_log, skip_frames=skip
         )
         run_ffmpeg(command, t.timeout())
-        plays = ratecontrol.REFERENCE_PLAYS if crf is None else 1
         kbps = encoded.stat().st_size * 8 / (seconds * plays) / 1000  # the reference's bits over every play
         return ratecontrol.Sample(vmaf=ratecontrol.read_vmaf(vmaf_log.read_text()), kbps=kbps)
 
