@@ -38,11 +38,11 @@ from tests.servers import Nginx, free_port, nginx_binary, render_conf, wait_for
 from videoflix.admin import file_size
 from videoflix.extensions import db
 from videoflix.media import chunks
-from videoflix.pipeline import chunked, cleanup, steps
+from videoflix.pipeline import chunked, cleanup, steps, tasks
 from videoflix.queue import huey
 from videoflix.storage import media_store
 from videoflix.storage.errors import StorageUnavailable
-from videoflix.videos.models import PartKind, Phase, Status, Video
+from videoflix.videos.models import PartKind, Phase, Status, TranscodePart, Video
 
 pytestmark = pytest.mark.s3
 
@@ -159,6 +159,30 @@ def test_a_film_still_encoding_makes_a_far_segment_on_request_in_the_bucket(s3_a
     assert get_video(s3_app, video_id).phase == Phase.FAST
     assert f"{version}/{chunks.AUDIO_FOLDER}/000.ts" not in bucket_keys(seaweed, bucket)
     assert scratch_files(s3_app.config["MEDIA_ROOT"]) == []  # the machine's copy of the source went too
+
+
+def test_a_seek_ahead_of_the_sound_takes_its_own_in_the_bucket_and_the_films_before_the_finish(
+    s3_app, seaweed, bucket, clips
+):
+    video_id, job_id = queued_video(s3_app, clips["long"])
+    with s3_app.app_context():
+        assert steps.start(video_id, job_id) == Status.READY  # the sound is queued, not running
+        version = db.session.get(Video, video_id).hls_path
+    client = sign_in(s3_app)
+    segment = client.get(f"/api/video/{video_id}/480p/002.ts")  # the last chunk's, with its own sound
+    key = f"{version}/480p/002.ts"
+    assert (
+        segment.status_code == 200
+        and segment.data == seaweed.client().get_object(Bucket=bucket["S3_BUCKET"], Key=key)["Body"].read()
+    )
+    with s3_app.app_context():
+        assert db.session.scalars(sa.select(TranscodePart.number).where(TranscodePart.own_sound.is_(True))).all() == [1]
+        tasks.transcode_sound(video_id, job_id)
+        tasks.transcode_chunk(video_id, job_id, 0)  # the last part: chunk 1 is made again, then the finish
+    assert get_video(s3_app, video_id).phase == Phase.FAST
+    remade = seaweed.client().get_object(Bucket=bucket["S3_BUCKET"], Key=key)["Body"].read()
+    assert remade != segment.data  # now with the film's sound
+    assert f"{version}/{chunks.AUDIO_FOLDER}/000.ts" not in bucket_keys(seaweed, bucket)
 
 
 # --- web and worker on separate machines: nothing shared but the bucket and the database ---
