@@ -390,6 +390,12 @@ def sound_progress(part):
     return row
 
 
+def under_way(sound):
+    """Whether a live worker makes the sound now (its row running, its heartbeat fresh)."""
+    beating = sound.heartbeat_at is not None and as_utc(sound.heartbeat_at) > datetime.now(UTC) - stale_after()
+    return sound.state == PartState.RUNNING and beating
+
+
 def takes_own_sound(part):
     """Whether a chunk is made with its own stretch of sound: a viewer waits for it (it is hurried)
     and the film's sound is not under way or more than SOUND_LEAD_SEGMENTS short of it, which on a
@@ -400,7 +406,7 @@ def takes_own_sound(part):
     sound = sound_progress(part)
     if sound.state == PartState.DONE:
         return False
-    return sound.state != PartState.RUNNING or sound.segments_done + SOUND_LEAD_SEGMENTS < part.chunk.first_segment
+    return not under_way(sound) or sound.segments_done + SOUND_LEAD_SEGMENTS < part.chunk.first_segment
 
 
 def wait_for_sound(part, through=None):
@@ -411,8 +417,7 @@ def wait_for_sound(part, through=None):
         row = sound_progress(part)
         if row.state == PartState.DONE or (through is not None and row.segments_done > through):
             return row.segments_done
-        beating = row.heartbeat_at is not None and as_utc(row.heartbeat_at) > datetime.now(UTC) - stale_after()
-        if row.state != PartState.RUNNING or not beating:
+        if not under_way(row):
             raise SoundNotYet()
         if through is None:
             return row.segments_done

@@ -121,7 +121,7 @@ def hurry_segment(video_id, job_id, segment):
 # --- the hurry lane ---
 
 HURRY_LANE_POLL_SECONDS = 0.5
-HURRY_LANE_PAUSE_SECONDS = 5  # after a part that could not go on (its sound not begun, a failure)
+HURRY_LANE_PAUSE_SECONDS = 5  # after a part that could not go on (a failure, its sound's worker lost meanwhile)
 
 
 def run_hurried_once():
